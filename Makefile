@@ -1,0 +1,43 @@
+# fireline: `make run` starts the embedded stack, `make test` runs every test.
+# Both create the virtualenv when it is missing and (re)install when pyproject.toml changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export FIRELINE_CONFIG ?= fireline.example.yaml
+
+.PHONY: run test lint typecheck unit histories clean help
+
+help:
+	@echo "make run        start Temporal dev server + worker + API (Ctrl-C stops all)"
+	@echo "make test       lint, type-check and run every test"
+	@echo "make histories  re-record tests/histories/ from the workflow scenarios"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/fireline up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+histories: $(STAMP)
+	$(BIN)/python -m tests.record_histories
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
