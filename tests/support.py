@@ -1,0 +1,68 @@
+"""Helpers shared by tests: search-attribute registration, a demo config, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from worker.config import FirelineConfig
+from workflows import search_attributes as sa
+
+T = TypeVar("T")
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register fireline's attributes (the only way on the time-skipping server)."""
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=client.namespace,
+                search_attributes={k.name: k.indexed_value_type.value for k in sa.ALL},  # type: ignore[misc]
+            )
+        )
+    except RPCError as exc:
+        if "already" not in exc.message.lower():
+            raise
+
+
+def demo_config() -> FirelineConfig:
+    """Three fictional users and two services, enough for workflow and API tests."""
+    return FirelineConfig.model_validate(
+        {
+            "users": {
+                "alice": {"name": "Alice Example", "email": "alice@example.com"},
+                "bob": {"name": "Bob Example", "email": "bob@example.com"},
+                "carol": {"name": "Carol Example", "email": "carol@example.com"},
+            },
+            "teams": {"payments": {"members": ["alice", "bob"], "manager": "carol"}},
+            "services": {
+                "checkout": {
+                    "owner_team": "payments",
+                    "tier": "tier-1",
+                    "components": ["Checkout"],
+                    "customer_tiers": ["enterprise", "standard"],
+                },
+                "search": {"tier": "tier-3"},
+            },
+        }
+    )
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 15.0, interval: float = 0.1
+) -> T:
+    """Retry ``check`` until it returns without AssertionError (visibility lags ~1 s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(interval)

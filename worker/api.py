@@ -1,0 +1,269 @@
+"""fireline's HTTP API (OpenAPI at /docs).
+
+Every write goes through an incident Update, so the API, the CLI and later the dashboard
+obey the same validators. Errors are JSON ``{"error": code, "reason": text}``; a malformed
+body is a 422 naming each bad field; a refused Update is the validator's reason with 403
+or 409. Callers are identified by a bearer token, or in local mode (no tokens configured,
+loopback only) by the ``X-Fireline-User`` header.
+"""
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from worker.config import FirelineConfig
+from worker.errors import FirelineError, Unauthorized
+from worker.incident_service import DeclareRequest, IncidentService, IncidentSummary
+from workflows.contracts import (
+    Acknowledge,
+    AddNote,
+    AssignRole,
+    Close,
+    IncidentState,
+    IncidentStatus,
+    MarkMitigated,
+    Reopen,
+    Resolve,
+    Role,
+    SetSeverity,
+    Severity,
+    UpdateResult,
+)
+from workflows.incident import IncidentWorkflow
+from workflows.lifecycle import is_open
+
+log = logging.getLogger("fireline.api")
+
+USER_HEADER = "X-Fireline-User"
+IncidentId = Annotated[str, Path(pattern=r"^INC-[0-9]+$", description="e.g. INC-42")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AcknowledgeBody(_Body):
+    """No fields: the caller acknowledges."""
+
+
+class RoleBody(_Body):
+    """Give ``role`` to ``user``; ``user: null`` vacates the role."""
+
+    role: Role
+    user: str | None
+
+
+class SeverityBody(_Body):
+    """New severity and why."""
+
+    severity: Severity
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class NoteBody(_Body):
+    """A note for the timeline."""
+
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class MitigateBody(_Body):
+    """Optional summary of what stopped the impact."""
+
+    summary: str = Field(default="", max_length=20_000)
+
+
+class ResolveBody(_Body):
+    """How it ended."""
+
+    summary: str = Field(min_length=1, max_length=20_000)
+
+
+class ReopenBody(_Body):
+    """Why it is back."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CloseBody(_Body):
+    """No fields: close now."""
+
+
+def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastAPI:
+    """The API application, bound to a Temporal client and a loaded config."""
+    service = IncidentService(client, config, task_queue)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="fireline",
+        description="Incident response on durable Temporal workflows.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    _install_error_handlers(app)
+
+    def caller(
+        authorization: Annotated[str | None, Header()] = None,
+        x_fireline_user: Annotated[str | None, Header(alias=USER_HEADER)] = None,
+    ) -> str:
+        if config.auth.tokens:
+            scheme, _, token = (authorization or "").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthorized("send 'Authorization: Bearer <token>' (CLI: FIRELINE_TOKEN)")
+            user = config.token_user(token.strip())
+            if user is None:
+                raise Unauthorized("the bearer token is not valid")
+            return user
+        if not x_fireline_user:
+            raise Unauthorized(
+                f"local mode: say who you are with the {USER_HEADER} header "
+                "(CLI: --as USER or FIRELINE_USER)"
+            )
+        return x_fireline_user
+
+    Caller = Annotated[str, Depends(caller)]  # noqa: N806 - a type alias, named as one
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Temporal is reachable."""
+        try:
+            await client.count_workflows("WorkflowType = 'IncidentWorkflow'")
+        except RPCError as exc:
+            return JSONResponse(
+                {"status": "unavailable", "reason": f"Temporal: {exc.message}"}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+    @app.post("/v1/incidents", status_code=201, tags=["incidents"])
+    async def declare(body: DeclareRequest, actor: Caller) -> IncidentState:
+        """Declare an incident."""
+        return await service.declare(body, actor)
+
+    @app.get("/v1/incidents", tags=["incidents"])
+    async def list_incidents(
+        _: Caller,
+        status: Annotated[list[IncidentStatus] | None, Query()] = None,
+        severity: Severity | None = None,
+        service_name: Annotated[str | None, Query(alias="service")] = None,
+        include_closed: Annotated[bool, Query(alias="all")] = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[IncidentSummary]:
+        """Incidents from visibility, newest first: open ones unless ``status`` or ``all``."""
+        statuses = status or (None if include_closed else [s for s in IncidentStatus if is_open(s)])
+        return await service.list(
+            statuses=statuses, severity=severity, service=service_name, limit=limit
+        )
+
+    @app.get("/v1/incidents/{incident_id}", tags=["incidents"])
+    async def get_incident(incident_id: IncidentId, _: Caller) -> IncidentState:
+        """State and timeline."""
+        return await service.get(incident_id)
+
+    def action(
+        path: str, update: Callable[..., Any], body_type: type[_Body], build: Callable[..., Any]
+    ) -> None:
+        async def endpoint(incident_id: IncidentId, body: Any, actor: Caller) -> UpdateResult:
+            return await service.act(incident_id, update.__name__, build(body, actor), actor=actor)
+
+        endpoint.__annotations__["body"] = body_type
+        endpoint.__doc__ = update.__doc__
+        app.post(f"/v1/incidents/{{incident_id}}/{path}", tags=["incidents"], name=path)(endpoint)
+
+    action(
+        "acknowledge",
+        IncidentWorkflow.acknowledge,
+        AcknowledgeBody,
+        lambda b, a: Acknowledge(actor=a),
+    )
+    action(
+        "roles",
+        IncidentWorkflow.assign_role,
+        RoleBody,
+        lambda b, a: AssignRole(actor=a, role=b.role, user=b.user),
+    )
+    action(
+        "severity",
+        IncidentWorkflow.set_severity,
+        SeverityBody,
+        lambda b, a: SetSeverity(actor=a, severity=b.severity, reason=b.reason),
+    )
+    action("notes", IncidentWorkflow.add_note, NoteBody, lambda b, a: AddNote(actor=a, text=b.text))
+    action(
+        "mitigate",
+        IncidentWorkflow.mark_mitigated,
+        MitigateBody,
+        lambda b, a: MarkMitigated(actor=a, summary=b.summary),
+    )
+    action(
+        "resolve",
+        IncidentWorkflow.resolve,
+        ResolveBody,
+        lambda b, a: Resolve(actor=a, summary=b.summary),
+    )
+    action(
+        "reopen",
+        IncidentWorkflow.reopen,
+        ReopenBody,
+        lambda b, a: Reopen(actor=a, reason=b.reason),
+    )
+    action("close", IncidentWorkflow.close, CloseBody, lambda b, a: Close(actor=a))
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FirelineError)
+    async def fireline_error(_: Request, exc: FirelineError) -> JSONResponse:
+        code = type(exc).__name__.lower()
+        return JSONResponse({"error": code, "reason": exc.reason}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [_field_error(err) for err in exc.errors()]
+        reason = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        return JSONResponse(
+            {"error": "invalid_request", "reason": reason, "fields": fields}, status_code=422
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: log it whole, answer without leaking internals.
+        log.exception("unexpected error handling request")
+        return JSONResponse(
+            {"error": "internal", "reason": "unexpected error; the fireline log has the details"},
+            status_code=500,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": "http_error", "reason": str(exc.detail)}, status_code=exc.status_code
+        )
+
+
+def _field_error(err: Any) -> dict[str, str]:
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    field = ".".join(loc) or "body"
+    if err.get("type") == "extra_forbidden":
+        message = "unknown field"
+    elif err.get("type") == "json_invalid":
+        field, message = "body", f"malformed JSON: {err.get('ctx', {}).get('error', 'invalid')}"
+    else:
+        message = str(err.get("msg", "invalid"))
+    return {"field": field, "message": message}

@@ -1,0 +1,467 @@
+"""The ``fireline`` command.
+
+Incident commands talk to the HTTP API (``FIRELINE_URL``, ``FIRELINE_TOKEN``, ``--as`` /
+``FIRELINE_USER`` in local mode); ``up``, ``worker`` and ``api`` run fireline itself;
+``replay`` checks exported histories against the code in this checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+EXIT_OK = 0
+EXIT_REFUSED = 1  # fireline answered and said no (not found, not allowed, wrong state)
+EXIT_USAGE = 2  # the command line or its input is wrong
+EXIT_UNAVAILABLE = 3  # fireline or Temporal could not be reached or failed
+
+EPILOG = """exit codes:
+  0  done
+  1  fireline refused (not found, not allowed, not in this state) — the reason is printed
+  2  bad command line or input
+  3  fireline or Temporal unreachable
+"""
+
+
+class CliError(Exception):
+    """Print the message and exit with ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+
+class ApiClient:
+    """A thin client of fireline's HTTP API that turns errors into ``CliError``."""
+
+    def __init__(self, url: str, token: str | None, user: str | None) -> None:
+        headers = {"User-Agent": "fireline-cli"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if user:
+            headers["X-Fireline-User"] = user
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request; return the decoded JSON body or raise ``CliError``."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CliError(
+                f"cannot reach fireline at {self.url}: {exc}. Is `fireline up` running? "
+                "Set FIRELINE_URL to point elsewhere.",
+                EXIT_UNAVAILABLE,
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"reason": response.text.strip() or response.reason_phrase}
+        if response.is_success:
+            return body
+        reason = body.get("reason", body) if isinstance(body, dict) else body
+        code = EXIT_UNAVAILABLE if response.status_code >= 500 else EXIT_REFUSED
+        if response.status_code == 422:
+            code = EXIT_USAGE
+        raise CliError(f"{reason} (HTTP {response.status_code})", code)
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns sized to their content."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def age(iso: str | None, now: datetime | None = None) -> str:
+    """``3m``, ``2h5m``, ``4d`` since an ISO timestamp."""
+    if not iso:
+        return "-"
+    then = datetime.fromisoformat(iso)
+    seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if days:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    return f"{minutes}m"
+
+
+def clock(iso: str | None) -> str:
+    """A timestamp in the reader's local time zone."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def render_list(rows: list[dict[str, Any]]) -> str:
+    """The incident list table."""
+    if not rows:
+        return "no incidents match"
+    return table(
+        ["id", "sev", "status", "service", "commander", "age", "title"],
+        [
+            [
+                r["id"],
+                r.get("severity") or "?",
+                r.get("status") or "ended",
+                r.get("service") or "-",
+                r.get("commander") or "-",
+                age(r.get("declared_at")),
+                r.get("title", ""),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def render_incident(state: dict[str, Any]) -> str:
+    """An incident's header, roles and timeline."""
+    roles = state.get("roles") or {}
+    lines = [
+        f"{state['id']}  {state['severity']}  {state['status'].upper()}  {state['title']}",
+        f"  service     {state['service']}",
+        f"  severity    {state['severity']} ({state.get('severity_reason') or '-'})",
+        f"  declared    {clock(state['declared_at'])} by {state.get('declared_by') or 'fireline'}",
+    ]
+    for label, key in (
+        ("acknowledged", "acknowledged_at"),
+        ("mitigated", "mitigated_at"),
+        ("resolved", "resolved_at"),
+        ("closed", "closed_at"),
+    ):
+        if state.get(key):
+            lines.append(f"  {label:<11} {clock(state[key])}")
+    lines.append(
+        "  roles       "
+        + (", ".join(f"{role}: {user}" for role, user in roles.items()) or "none assigned")
+    )
+    if state.get("summary"):
+        lines.append(f"  summary     {state['summary']}")
+    lines += ["", "timeline:"]
+    entries = state.get("timeline") or []
+    lines.append(
+        table(
+            ["time", "actor", "what"],
+            [[clock(e["at"]), e.get("actor") or "fireline", e["text"]] for e in entries],
+        )
+    )
+    return "\n".join(lines)
+
+
+def _emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(render(data))
+
+
+def _entry_line(result: dict[str, Any]) -> str:
+    state = result["state"]
+    return f"{state['id']} [{state['status']}] {result['entry']['text']}"
+
+
+# --- incident commands ------------------------------------------------------------------------
+
+
+def _api(args: argparse.Namespace) -> ApiClient:
+    return ApiClient(args.url, args.token, args.as_user)
+
+
+def cmd_declare(args: argparse.Namespace) -> int:
+    """Declare an incident."""
+    body: dict[str, Any] = {"title": args.title, "service": args.service}
+    if args.severity:
+        body["severity"] = args.severity
+    if args.summary:
+        body["summary"] = args.summary
+    if args.commander:
+        body["commander"] = args.commander
+    if args.label:
+        body["labels"] = dict(_label(item) for item in args.label)
+    state = _api(args).request("POST", "/v1/incidents", json=body)
+    _emit(
+        args,
+        state,
+        lambda s: f"declared {s['id']} ({s['severity']}): {s['title']}\n  {s['severity_reason']}",
+    )
+    return EXIT_OK
+
+
+def _label(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise CliError(f"--label '{item}': expected KEY=VALUE", EXIT_USAGE)
+    return key, value
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List incidents."""
+    params: list[tuple[str, str]] = [("status", s) for s in args.status or []]
+    if args.severity:
+        params.append(("severity", args.severity))
+    if args.service:
+        params.append(("service", args.service))
+    if args.all:
+        params.append(("all", "true"))
+    rows = _api(args).request("GET", "/v1/incidents", params=params)
+    _emit(args, rows, render_list)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show one incident with its timeline."""
+    state = _api(args).request("GET", f"/v1/incidents/{args.id}")
+    _emit(args, state, render_incident)
+    return EXIT_OK
+
+
+def _action(path: str, body: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[..., int]:
+    def run(args: argparse.Namespace) -> int:
+        result = _api(args).request("POST", f"/v1/incidents/{args.id}/{path}", json=body(args))
+        _emit(args, result, _entry_line)
+        return EXIT_OK
+
+    return run
+
+
+# --- process commands ------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from worker.settings import Settings
+
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "api_host",
+            "api_port",
+            "temporal_address",
+            "temporal_port",
+            "ui_port",
+            "namespace",
+            "task_queue",
+            "state_dir",
+            "config",
+        )
+        if getattr(args, name, None) is not None
+    }
+    return Settings(**overrides)
+
+
+def _run_part(args: argparse.Namespace, part: str) -> int:
+    from worker import logs, stack
+    from worker.process import hard_exit, run_until_signal
+
+    settings = _settings(args)
+    logs.configure(settings.log_level, settings.log_format)
+    main = {"up": stack.up, "worker": stack.run_worker, "api": stack.run_api}[part]
+
+    async def guarded(stop: Any) -> int:
+        try:
+            return await main(settings, stop)
+        except stack.StartupError as exc:
+            print(f"fireline {part}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+    try:
+        run_until_signal(guarded)
+    except KeyboardInterrupt:
+        hard_exit(130)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay exported workflow histories against this code."""
+    import asyncio
+
+    from worker.replay import replay_files
+
+    results = asyncio.run(replay_files([Path(p) for p in args.paths]))
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results], indent=2))
+    else:
+        print(
+            table(
+                ["history", "workflow", "events", "result"],
+                [[r.path, r.workflow_type, str(r.events), r.outcome] for r in results],
+            )
+        )
+    return EXIT_OK if all(r.ok for r in results) else EXIT_REFUSED
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument(
+        "--url",
+        default=os.environ.get("FIRELINE_URL", "http://127.0.0.1:8080"),
+        help="fireline API (env FIRELINE_URL; default http://127.0.0.1:8080)",
+    )
+    client.add_argument(
+        "--token",
+        default=os.environ.get("FIRELINE_TOKEN"),
+        help="API bearer token (env FIRELINE_TOKEN)",
+    )
+    client.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        default=os.environ.get("FIRELINE_USER"),
+        help="act as USER in local mode (env FIRELINE_USER)",
+    )
+    client.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    parser = argparse.ArgumentParser(
+        prog="fireline",
+        description="Incident response on durable Temporal workflows.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for part, text in (
+        ("up", "run the embedded stack: Temporal dev server, worker and API"),
+        ("worker", "run only the worker, against any Temporal"),
+        ("api", "run only the HTTP API, against any Temporal"),
+    ):
+        p = sub.add_parser(part, help=text, description=text)
+        _process_flags(p, part)
+        p.set_defaults(func=lambda a, part=part: _run_part(a, part))
+
+    inc = sub.add_parser("incident", help="declare, list, show and act on incidents")
+    isub = inc.add_subparsers(dest="incident_command", required=True, metavar="ACTION")
+
+    p = isub.add_parser("declare", parents=[client], help="declare an incident")
+    p.add_argument("title", help="what is wrong, as people will recognise it")
+    p.add_argument("--service", required=True, help="affected service (from the catalog)")
+    p.add_argument(
+        "--severity",
+        choices=["SEV1", "SEV2", "SEV3", "SEV4"],
+        help="omit to let the severity policy decide",
+    )
+    p.add_argument("--summary", help="what is known so far")
+    p.add_argument("--commander", metavar="USER", help="incident commander")
+    p.add_argument("--label", action="append", metavar="KEY=VALUE", help="repeatable")
+    p.set_defaults(func=cmd_declare)
+
+    p = isub.add_parser("list", parents=[client], help="list incidents (open ones by default)")
+    p.add_argument(
+        "--status",
+        action="append",
+        choices=["declared", "acknowledged", "mitigated", "resolved", "closed"],
+    )
+    p.add_argument("--severity", choices=["SEV1", "SEV2", "SEV3", "SEV4"])
+    p.add_argument("--service")
+    p.add_argument("--all", action="store_true", help="include resolved and closed incidents")
+    p.set_defaults(func=cmd_list)
+
+    p = isub.add_parser("show", parents=[client], help="show an incident and its timeline")
+    p.add_argument("id", help="e.g. INC-42")
+    p.set_defaults(func=cmd_show)
+
+    def action(
+        name: str, help_text: str, path: str, body: Callable[[argparse.Namespace], dict[str, Any]]
+    ) -> argparse.ArgumentParser:
+        ap = isub.add_parser(name, parents=[client], help=help_text, description=help_text)
+        ap.add_argument("id", help="e.g. INC-42")
+        ap.set_defaults(func=_action(path, body))
+        return ap
+
+    action("ack", "acknowledge: you own the response", "acknowledge", lambda a: {})
+    p = action(
+        "role",
+        "assign a role (commander, communications, scribe, sme)",
+        "roles",
+        lambda a: {"role": a.role, "user": None if a.vacate else a.user},
+    )
+    p.add_argument("role", choices=["commander", "communications", "scribe", "sme"])
+    p.add_argument("user", nargs="?", help="who takes the role")
+    p.add_argument("--vacate", action="store_true", help="leave the role empty")
+    p = action(
+        "severity",
+        "change severity, with a reason",
+        "severity",
+        lambda a: {"severity": a.severity, "reason": a.reason},
+    )
+    p.add_argument("severity", choices=["SEV1", "SEV2", "SEV3", "SEV4"])
+    p.add_argument("--reason", required=True)
+    p = action("note", "add a note to the timeline", "notes", lambda a: {"text": a.text})
+    p.add_argument("text")
+    p = action(
+        "mitigate",
+        "customer impact has stopped",
+        "mitigate",
+        lambda a: {"summary": a.summary or ""},
+    )
+    p.add_argument("--summary")
+    p = action("resolve", "the incident is over", "resolve", lambda a: {"summary": a.summary})
+    p.add_argument("--summary", required=True, help="how it ended")
+    p = action(
+        "reopen",
+        "the problem is back (before the incident closed)",
+        "reopen",
+        lambda a: {"reason": a.reason},
+    )
+    p.add_argument("--reason", required=True)
+    action("close", "close a resolved incident now", "close", lambda a: {})
+
+    p = sub.add_parser("replay", help="replay exported workflow histories against this code")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="history JSON files or directories")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_replay)
+    return parser
+
+
+def _process_flags(p: argparse.ArgumentParser, part: str) -> None:
+    g = p.add_argument_group("settings (each also an environment variable)")
+    if part in ("up", "api"):
+        g.add_argument("--api-host", help="FIRELINE_API_HOST (127.0.0.1)")
+        g.add_argument("--api-port", type=int, help="FIRELINE_API_PORT (8080)")
+    if part == "up":
+        g.add_argument("--temporal-port", type=int, help="FIRELINE_TEMPORAL_PORT (7233)")
+        g.add_argument("--ui-port", type=int, help="FIRELINE_UI_PORT (8233)")
+        g.add_argument("--state-dir", type=Path, help="FIRELINE_STATE_DIR (.fireline)")
+    g.add_argument("--temporal-address", help="FIRELINE_TEMPORAL_ADDRESS (up: embedded server)")
+    g.add_argument("--namespace", help="FIRELINE_NAMESPACE (default)")
+    g.add_argument("--task-queue", help="FIRELINE_TASK_QUEUE (fireline)")
+    g.add_argument("--config", type=Path, help="FIRELINE_CONFIG (fireline.yaml to load)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``fireline`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except CliError as exc:
+        print(f"fireline: {exc}", file=sys.stderr)
+        code = exc.code
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

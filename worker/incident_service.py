@@ -1,0 +1,356 @@
+"""Incident operations on top of Temporal, shared by the HTTP API and in-process tools.
+
+Declaration allocates a number, then starts the incident workflow; every other action is an
+Update, so the workflow's validators decide what is allowed. Temporal's exceptions are
+translated here, once, into ``worker.errors`` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from worker.config import FirelineConfig
+from worker.errors import BadRequest, Conflict, FirelineError, Forbidden, NotFound, Unavailable
+from workflows import search_attributes as sa
+from workflows.contracts import (
+    AllocatedNumber,
+    AllocateNumber,
+    DeclareIncident,
+    ImpactFacts,
+    IncidentState,
+    IncidentStatus,
+    RefusalRecorded,
+    SequenceInput,
+    Severity,
+    UpdateResult,
+)
+from workflows.incident import INVALID_REQUEST, INVALID_TRANSITION, UNKNOWN_USER, IncidentWorkflow
+from workflows.sequence import SEQUENCE_WORKFLOW_ID, IncidentSequenceWorkflow
+
+log = logging.getLogger("fireline.incidents")
+
+T = TypeVar("T")
+
+# An Update waits for a worker to run it; past this the caller hears why nothing happens.
+UPDATE_TIMEOUT = timedelta(seconds=15)
+
+_ERROR_BY_TYPE: dict[str, type[FirelineError]] = {
+    UNKNOWN_USER: Forbidden,
+    INVALID_TRANSITION: Conflict,
+    INVALID_REQUEST: Conflict,
+}
+# Refusals worth an audit entry on the timeline: someone tried something they may not do.
+_AUDITED_TYPES = {UNKNOWN_USER}
+
+
+def workflow_id(incident_id: str) -> str:
+    """The Temporal workflow id of an incident."""
+    return f"incident-{incident_id}"
+
+
+class IncidentSummary(BaseModel):
+    """One row of an incident list, read from visibility."""
+
+    id: str
+    title: str
+    status: IncidentStatus | None
+    severity: Severity | None
+    service: str | None
+    commander: str | None
+    team: str | None
+    declared_at: datetime | None
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+
+
+class DeclareRequest(BaseModel):
+    """What a person says when declaring an incident."""
+
+    title: str = Field(min_length=1, max_length=300)
+    service: str = Field(min_length=1, max_length=200)
+    severity: Severity | None = None
+    impact: ImpactFacts | None = None
+    summary: str = Field(default="", max_length=20_000)
+    labels: dict[str, str] = Field(default_factory=dict)
+    commander: str | None = None
+
+    model_config = {"extra": "forbid"}
+
+
+class IncidentService:
+    """Declare, list, read and act on incidents."""
+
+    def __init__(self, client: Client, config: FirelineConfig, task_queue: str) -> None:
+        self.client = client
+        self.config = config
+        self.task_queue = task_queue
+
+    # --- declare -----------------------------------------------------------------------------
+
+    async def declare(self, req: DeclareRequest, actor: str | None) -> IncidentState:
+        """Open a new incident and return its first state."""
+        self._check_declaration(req, actor)
+        for _ in range(5):
+            incident_id = f"INC-{await self._allocate_number(actor)}"
+            inp = DeclareIncident(
+                id=incident_id,
+                title=req.title,
+                service=req.service,
+                severity=req.severity,
+                impact=req.impact,
+                summary=req.summary,
+                labels=req.labels,
+                declared_by=actor,
+                commander=req.commander,
+                config=self.config.snapshot(req.service),
+            )
+            try:
+                handle = await self._call(
+                    self.client.start_workflow(
+                        IncidentWorkflow.run,
+                        inp,
+                        id=workflow_id(incident_id),
+                        task_queue=self.task_queue,
+                        memo={"title": req.title},
+                        search_attributes=TypedSearchAttributes(
+                            [
+                                SearchAttributePair(sa.STATUS, IncidentStatus.DECLARED.value),
+                                SearchAttributePair(sa.SERVICE, req.service),
+                            ]
+                        ),
+                    )
+                )
+            except WorkflowAlreadyStartedError:
+                # The counter is behind existing incidents (e.g. its history was reset):
+                # take the next number rather than fail the declaration.
+                log.warning("%s already exists; allocating another number", incident_id)
+                continue
+            log.info("declared by %s", actor or "fireline", extra={"incident_id": incident_id})
+            return await self._first_state(handle)
+        raise Unavailable("could not allocate a free incident number after 5 attempts")
+
+    def _check_declaration(self, req: DeclareRequest, actor: str | None) -> None:
+        cfg = self.config
+        if actor is not None and cfg.users and actor not in cfg.users:
+            raise Forbidden(f"unknown user '{actor}': not in fireline's user directory")
+        if req.commander is not None and cfg.users and req.commander not in cfg.users:
+            raise BadRequest(f"commander: unknown user '{req.commander}'")
+        if cfg.services and req.service not in cfg.services:
+            known = ", ".join(sorted(cfg.services))
+            raise BadRequest(f"service: unknown service '{req.service}'; known services: {known}")
+
+    async def _allocate_number(self, actor: str | None) -> int:
+        start = WithStartWorkflowOperation(
+            IncidentSequenceWorkflow.run,
+            SequenceInput(),
+            id=SEQUENCE_WORKFLOW_ID,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        result: AllocatedNumber = await self._call(
+            self.client.execute_update_with_start_workflow(
+                IncidentSequenceWorkflow.allocate,
+                AllocateNumber(requested_by=actor),
+                start_workflow_operation=start,
+                rpc_timeout=UPDATE_TIMEOUT,
+            )
+        )
+        return result.number
+
+    async def _first_state(self, handle: WorkflowHandle[Any, Any]) -> IncidentState:
+        # A query needs the first workflow task done; until then the server says so.
+        for _ in range(100):
+            try:
+                return await handle.query(IncidentWorkflow.state)
+            except (WorkflowQueryFailedError, RPCError) as exc:
+                if not _not_ready_yet(exc):
+                    raise self._translate(exc, handle.id) from None
+                await asyncio.sleep(0.05)
+        raise Unavailable(
+            "the incident was declared but no worker has picked it up yet; is `fireline worker` "
+            "running on task queue " + self.task_queue + "?"
+        )
+
+    # --- read --------------------------------------------------------------------------------
+
+    async def get(self, incident_id: str) -> IncidentState:
+        """The incident's current state and timeline."""
+        handle = self.client.get_workflow_handle(workflow_id(incident_id))
+        try:
+            return await handle.query(IncidentWorkflow.state)
+        except (WorkflowQueryFailedError, RPCError) as exc:
+            raise self._translate(exc, incident_id) from None
+
+    async def list(
+        self,
+        *,
+        statuses: list[IncidentStatus] | None = None,
+        severity: Severity | None = None,
+        service: str | None = None,
+        limit: int = 100,
+    ) -> list[IncidentSummary]:
+        """Incidents from visibility, newest first; by default the open ones."""
+        query = list_query(statuses=statuses, severity=severity, service=service)
+        rows: list[IncidentSummary] = []
+        try:
+            async for execution in self.client.list_workflows(query, limit=limit):
+                rows.append(await _summary(execution))
+        except RPCError as exc:
+            raise self._translate(exc, None) from None
+        rows.sort(key=lambda r: r.declared_at.timestamp() if r.declared_at else 0.0, reverse=True)
+        return rows
+
+    # --- act ---------------------------------------------------------------------------------
+
+    async def act(
+        self, incident_id: str, update: str, arg: BaseModel, *, actor: str
+    ) -> UpdateResult:
+        """Run the incident Update named ``update``; refusals become ``FirelineError``."""
+        handle = self.client.get_workflow_handle(workflow_id(incident_id))
+        try:
+            result: UpdateResult = await handle.execute_update(
+                update, arg, result_type=UpdateResult, rpc_timeout=UPDATE_TIMEOUT
+            )
+            return result
+        except WorkflowUpdateFailedError as exc:
+            error = self._translate(exc, incident_id)
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type in _AUDITED_TYPES:
+                await self._record_refusal(handle, actor, update, error.reason)
+            raise error from None
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            raise self._translate(exc, incident_id) from None
+
+    async def record_refusal(self, incident_id: str, actor: str, action: str, reason: str) -> None:
+        """Put a refusal decided outside the workflow (e.g. by the API) on the timeline."""
+        handle = self.client.get_workflow_handle(workflow_id(incident_id))
+        await self._record_refusal(handle, actor, action, reason)
+
+    async def _record_refusal(
+        self, handle: WorkflowHandle[Any, Any], actor: str, action: str, reason: str
+    ) -> None:
+        try:
+            await handle.signal(
+                IncidentWorkflow.record_refusal,
+                RefusalRecorded(actor=actor, action=action, reason=reason),
+            )
+        except RPCError as exc:
+            # The refusal itself has already been returned to the caller; losing the audit
+            # entry is logged rather than turned into a second error.
+            log.warning("could not record refusal on %s: %s", handle.id, exc)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _call(self, coro: Awaitable[T]) -> T:
+        try:
+            return await coro
+        except RPCError as exc:
+            raise self._translate(exc, None) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise Unavailable(self._no_worker()) from None
+
+    def _no_worker(self) -> str:
+        return (
+            f"no fireline worker answered within {UPDATE_TIMEOUT.seconds}s; is `fireline worker` "
+            f"(or `fireline up`) running on task queue '{self.task_queue}'?"
+        )
+
+    def _translate(self, exc: BaseException, incident_id: str | None) -> FirelineError:
+        if isinstance(exc, WorkflowUpdateFailedError):
+            cause = exc.cause
+            if isinstance(cause, ApplicationError):
+                return _ERROR_BY_TYPE.get(cause.type or "", Conflict)(cause.message)
+            return Conflict(str(cause or exc))
+        if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
+            return Unavailable(self._no_worker())
+        if isinstance(exc, WorkflowQueryFailedError):
+            return Conflict(f"{incident_id}: {exc.message}")
+        if isinstance(exc, RPCError):
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                if "already completed" in exc.message and incident_id:
+                    return Conflict(f"{incident_id} is closed")
+                if incident_id:
+                    return NotFound(f"no incident {incident_id}")
+                return NotFound(exc.message)
+            if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                return Unavailable(f"Temporal is not answering: {exc.message}")
+            return Unavailable(f"Temporal refused the call ({exc.status.name}): {exc.message}")
+        return Unavailable(str(exc))
+
+
+def _not_ready_yet(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "not ready" in text or "workflow task" in text or "first workflow task" in text
+
+
+def list_query(
+    *,
+    statuses: list[IncidentStatus] | None,
+    severity: Severity | None,
+    service: str | None,
+) -> str:
+    """A visibility query for incidents; values are quoted so labels cannot inject."""
+    clauses = [
+        "WorkflowType = 'IncidentWorkflow'",
+        # A continued-as-new run is an old generation of an incident still listed once.
+        "ExecutionStatus != 'ContinuedAsNew'",
+    ]
+    if statuses:
+        either = " OR ".join(f"{sa.STATUS.name} = {_quote(s.value)}" for s in statuses)
+        clauses.append(f"({either})")
+    if severity:
+        clauses.append(f"{sa.SEVERITY.name} = {_quote(severity.value)}")
+    if service:
+        clauses.append(f"{sa.SERVICE.name} = {_quote(service)}")
+    return " AND ".join(clauses)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+async def _summary(execution: WorkflowExecution) -> IncidentSummary:
+    attrs = execution.typed_search_attributes
+    memo = await execution.memo()
+    status = attrs.get(sa.STATUS)
+    severity = attrs.get(sa.SEVERITY)
+    if execution.status not in (None, WorkflowExecutionStatus.RUNNING) and (
+        status is None or status != IncidentStatus.CLOSED.value
+    ):
+        # The workflow ended without closing (terminated, failed): say so, do not guess.
+        status = None
+    return IncidentSummary(
+        id=execution.id.removeprefix("incident-"),
+        title=str(memo.get("title", "")),
+        status=IncidentStatus(status) if status else None,
+        severity=Severity(severity) if severity else None,
+        service=attrs.get(sa.SERVICE),
+        commander=attrs.get(sa.COMMANDER),
+        team=attrs.get(sa.TEAM),
+        declared_at=attrs.get(sa.DECLARED_AT),
+        acknowledged_at=attrs.get(sa.ACKNOWLEDGED_AT),
+        resolved_at=attrs.get(sa.RESOLVED_AT),
+    )

@@ -1,0 +1,29 @@
+"""The fireline worker: every workflow and activity, on one task queue."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from workflows.incident import IncidentWorkflow
+from workflows.sequence import IncidentSequenceWorkflow
+
+WORKFLOWS: Sequence[type] = (IncidentWorkflow, IncidentSequenceWorkflow)
+
+
+def build_worker(
+    client: Client, task_queue: str, activities: Sequence[Any] = (), **options: Any
+) -> Worker:
+    """A worker for fireline's workflows and the given activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=list(activities),
+        activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=16),
+        **options,
+    )

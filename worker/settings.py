@@ -1,0 +1,65 @@
+"""Process settings: where Temporal is, which ports to serve, where state lives.
+
+Every setting is an environment variable (``FIRELINE_<NAME>``) and a command-line flag; the
+flag wins. Business configuration (people, services, policies) lives in the config file
+named by ``FIRELINE_CONFIG``, see ``worker.config``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """fireline's process settings."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRELINE_", extra="ignore")
+
+    # HTTP API and web pages.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    # Links in pages and messages; defaults to http://<api_host>:<api_port>.
+    public_url: str | None = None
+
+    # Temporal. No address means the embedded dev server on temporal_port.
+    temporal_address: str | None = None
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    namespace: str = "default"
+    task_queue: str = "fireline"
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+
+    state_dir: Path = Path(".fireline")
+    config: Path | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @property
+    def address(self) -> str:
+        """The Temporal frontend to connect to."""
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach the API and pages."""
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses, which local mode is limited to."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

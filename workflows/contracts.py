@@ -1,0 +1,263 @@
+"""Everything the workflows record in Temporal history.
+
+Workflow inputs and outputs, Update and Signal arguments, query results, and the config
+snapshot an incident runs with. The pure policy modules (``severity``, ``time_intervals``, ...)
+define the config models they interpret; those are part of recorded inputs too, so a change
+to any model reachable from here is a versioning event: add fields with defaults, never
+rename or remove one, and keep ``tests/histories/`` replaying.
+
+Carried by ``temporalio.contrib.pydantic.pydantic_data_converter``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.durations import Duration
+from workflows.severity import ImpactFacts, Severity, SeverityPolicy
+from workflows.time_intervals import TimeInterval
+
+__all__ = ["ImpactFacts", "Severity", "SeverityPolicy", "TimeInterval"]
+
+
+class IncidentStatus(StrEnum):
+    """Lifecycle states; ``workflows.lifecycle`` holds the allowed transitions."""
+
+    DECLARED = "declared"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Role(StrEnum):
+    """Incident roles; each is held by at most one user, each user holds at most one."""
+
+    COMMANDER = "commander"
+    COMMUNICATIONS = "communications"
+    SCRIBE = "scribe"
+    SME = "sme"
+
+
+class Contract(BaseModel):
+    """Base for recorded models: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- config snapshot --------------------------------------------------------------------
+
+
+class UserRef(Contract):
+    """A person fireline knows, as snapshotted into an incident."""
+
+    handle: str
+    name: str
+    email: str
+
+
+class ServiceRef(Contract):
+    """A service catalog entry, as snapshotted into an incident."""
+
+    name: str
+    owner_team: str | None = None
+    tier: str | None = None
+    description: str = ""
+    components: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    customer_tiers: list[str] = Field(default_factory=list)
+
+
+class IncidentSettings(Contract):
+    """Behavioural knobs an incident keeps for its whole life."""
+
+    # How long a resolved incident may be reopened before it closes by itself.
+    reopen_window: Duration = timedelta(hours=1)
+    # Continue-as-new earlier than the server suggests (tests use a small number).
+    max_history_events: int = 10_000
+
+
+class ConfigSnapshot(Contract):
+    """The part of fireline.yaml an incident depends on, frozen at declaration.
+
+    Passing it in the input means a config edit never changes a running incident's past.
+    """
+
+    users: dict[str, UserRef] = Field(default_factory=dict)
+    service: ServiceRef | None = None
+    severity_policy: SeverityPolicy = Field(default_factory=SeverityPolicy)
+    settings: IncidentSettings = Field(default_factory=IncidentSettings)
+
+
+# --- incident state ---------------------------------------------------------------------
+
+
+class TimelineEntry(Contract):
+    """One thing that happened in an incident, in order."""
+
+    id: str
+    at: datetime
+    kind: str
+    actor: str | None = None
+    text: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class IncidentState(Contract):
+    """Everything known about an incident; returned by the ``state`` query."""
+
+    id: str
+    title: str
+    service: str
+    severity: Severity
+    severity_reason: str = ""
+    status: IncidentStatus = IncidentStatus.DECLARED
+    summary: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    roles: dict[Role, str] = Field(default_factory=dict)
+    declared_by: str | None = None
+    declared_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    mitigated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    resolution_summary: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    # How many runs (continue-as-new generations) this incident has had.
+    generation: int = 1
+
+
+# --- workflow input / output ------------------------------------------------------------
+
+
+class DeclareIncident(Contract):
+    """IncidentWorkflow input. ``carried`` is set only by continue-as-new."""
+
+    id: str
+    title: str
+    service: str
+    severity: Severity | None = None
+    impact: ImpactFacts | None = None
+    summary: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    declared_by: str | None = None
+    commander: str | None = None
+    config: ConfigSnapshot = Field(default_factory=ConfigSnapshot)
+    carried: IncidentState | None = None
+
+
+class IncidentOutcome(Contract):
+    """IncidentWorkflow result, written when the incident closes."""
+
+    id: str
+    status: IncidentStatus
+    severity: Severity
+    declared_at: datetime
+    acknowledged_at: datetime | None
+    mitigated_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+
+# --- Updates and Signals ------------------------------------------------------------------
+
+
+class Acknowledge(Contract):
+    """Update: someone owns the response."""
+
+    actor: str
+
+
+class AssignRole(Contract):
+    """Update: give ``role`` to ``user``, or vacate it when ``user`` is None."""
+
+    actor: str
+    role: Role
+    user: str | None
+
+
+class SetSeverity(Contract):
+    """Update: change severity; the reason goes on the timeline."""
+
+    actor: str
+    severity: Severity
+    reason: str = Field(min_length=1)
+
+
+class AddNote(Contract):
+    """Update: a free-text note on the timeline."""
+
+    actor: str
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class MarkMitigated(Contract):
+    """Update: customer impact has stopped, the cause may remain."""
+
+    actor: str
+    summary: str = ""
+
+
+class Resolve(Contract):
+    """Update: the incident is over."""
+
+    actor: str
+    summary: str = Field(min_length=1)
+
+
+class Reopen(Contract):
+    """Update: a resolved incident came back within the reopen window."""
+
+    actor: str
+    reason: str = Field(min_length=1)
+
+
+class Close(Contract):
+    """Update: close a resolved incident now rather than at the end of the reopen window."""
+
+    actor: str
+
+
+class RefusalRecorded(Contract):
+    """Signal: an action was refused for authorisation; the refusal belongs on the timeline.
+
+    A validator's rejection writes nothing to history, so the API reports the refusals
+    that matter for audit (who tried what, and why it was refused) with this signal.
+    """
+
+    actor: str
+    action: str
+    reason: str
+
+
+class UpdateResult(Contract):
+    """What every incident Update returns: the entry it wrote and the state after it."""
+
+    entry: TimelineEntry
+    state: IncidentState
+
+
+# --- incident number allocation -----------------------------------------------------------
+
+
+class SequenceInput(Contract):
+    """IncidentSequenceWorkflow input; ``next_number`` carries over continue-as-new."""
+
+    next_number: int = 1
+
+
+class AllocateNumber(Contract):
+    """Update: reserve the next incident number."""
+
+    requested_by: str | None = None
+
+
+class AllocatedNumber(Contract):
+    """The reserved incident number."""
+
+    number: int

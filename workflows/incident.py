@@ -1,0 +1,446 @@
+"""IncidentWorkflow: one incident, from declaration to close, as one durable workflow.
+
+The workflow holds the incident's state; people change it only through Updates, whose
+validators refuse what is not allowed before anything is written to history. The timeline
+is the history of those Updates, in the words an incident review needs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search_attributes as sa
+    from workflows.contracts import (
+        Acknowledge,
+        AddNote,
+        AssignRole,
+        Close,
+        DeclareIncident,
+        IncidentOutcome,
+        IncidentState,
+        IncidentStatus,
+        MarkMitigated,
+        RefusalRecorded,
+        Reopen,
+        Resolve,
+        Role,
+        SetSeverity,
+        TimelineEntry,
+        UpdateResult,
+    )
+    from workflows.lifecycle import Action, TransitionRefused, next_status
+    from workflows.severity import ImpactFacts, ImpactLevel, Severity, classify
+
+# ApplicationError types the API maps to HTTP statuses; tests assert them.
+UNKNOWN_USER = "UnknownUser"
+INVALID_TRANSITION = "InvalidTransition"
+INVALID_REQUEST = "InvalidRequest"
+
+S = IncidentStatus
+
+
+def _refuse(message: str, error_type: str) -> ApplicationError:
+    return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+@workflow.defn
+class IncidentWorkflow:
+    """The life of one incident."""
+
+    @workflow.init
+    def __init__(self, inp: DeclareIncident) -> None:
+        # State is built here, not in run(), so Updates delivered in the first activation
+        # (always the case right after continue-as-new) see it.
+        self._input = inp
+        self._config = inp.config
+        # Search attributes are commands, which only run() may issue; it publishes first.
+        self._running = False
+        if inp.carried is not None:
+            self._s = inp.carried
+            return
+        now = workflow.now()
+        if inp.severity is not None:
+            severity, reason = inp.severity, "set by the declarer"
+        else:
+            service = inp.config.service
+            facts = inp.impact or ImpactFacts()
+            if service and not facts.customer_tiers and facts.impact is not ImpactLevel.NONE:
+                # Unless told otherwise, an impaired service affects every customer it serves.
+                facts = facts.model_copy(update={"customer_tiers": service.customer_tiers})
+            decision = classify(
+                inp.config.severity_policy,
+                facts,
+                service_tier=service.tier if service else None,
+                at=now,
+            )
+            if decision.rule is None:
+                # Listing every rule that missed helps nobody at 3 a.m.; the last line says it.
+                reason = decision.reasons[-1]
+            else:
+                reason = f"rule '{decision.rule}': " + "; ".join(decision.reasons)
+            severity = decision.severity
+        self._s = IncidentState(
+            id=inp.id,
+            title=inp.title,
+            service=inp.service,
+            severity=severity,
+            severity_reason=reason,
+            summary=inp.summary,
+            labels=inp.labels,
+            declared_by=inp.declared_by,
+            declared_at=now,
+        )
+        who = inp.declared_by or "fireline"
+        self._record(
+            "declared",
+            f"{who} declared {severity.value} on {inp.service}: {inp.title}",
+            actor=inp.declared_by,
+            data={"severity": severity.value, "severity_reason": reason},
+        )
+        if inp.commander:
+            self._set_role(Role.COMMANDER, inp.commander, actor=inp.declared_by)
+
+    @workflow.run
+    async def run(self, inp: DeclareIncident) -> IncidentOutcome:
+        """Wait for people to move the incident along; close it when its time comes."""
+        self._running = True
+        self._publish()
+        while not self._closed():
+            if self._s.status is S.RESOLVED:
+                await self._wait_while_resolved()
+            else:
+                await workflow.wait_condition(
+                    lambda: self._s.status in (S.RESOLVED, S.CLOSED) or self._history_is_long()
+                )
+            if not self._closed() and self._history_is_long():
+                await self._continue_as_new()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return IncidentOutcome(
+            id=self._s.id,
+            status=self._s.status,
+            severity=self._s.severity,
+            declared_at=self._s.declared_at,
+            acknowledged_at=self._s.acknowledged_at,
+            mitigated_at=self._s.mitigated_at,
+            resolved_at=self._s.resolved_at,
+            closed_at=self._s.closed_at,
+        )
+
+    async def _wait_while_resolved(self) -> None:
+        # Measured from resolved_at, so continue-as-new does not restart the window.
+        assert self._s.resolved_at is not None
+        deadline = self._s.resolved_at + self._config.settings.reopen_window
+        remaining = deadline - workflow.now()
+        if remaining > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._s.status is not S.RESOLVED or self._history_is_long(),
+                    timeout=remaining,
+                )
+                return
+            except TimeoutError:
+                pass
+        self._close(actor=None, text="closed: the reopen window passed")
+
+    def _closed(self) -> bool:
+        # A method, not an inline test: Updates change the status between awaits.
+        return self._s.status is S.CLOSED
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._config.settings.max_history_events
+        )
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carried = self._s.model_copy(update={"generation": self._s.generation + 1})
+        workflow.logger.info("continuing as new (generation %d)", carried.generation)
+        workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
+
+    # --- queries ---------------------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> IncidentState:
+        """The incident as it is now, timeline included."""
+        return self._s
+
+    @workflow.query
+    def timeline(self) -> list[TimelineEntry]:
+        """The incident's timeline, oldest first."""
+        return self._s.timeline
+
+    # --- updates -----------------------------------------------------------------------------
+
+    @workflow.update
+    def acknowledge(self, cmd: Acknowledge) -> UpdateResult:
+        """Someone owns the response; stops escalation."""
+        self._s.status = self._next(Action.ACKNOWLEDGE)
+        self._mark_acknowledged(cmd.actor)
+        return self._result(
+            self._record("acknowledged", f"{cmd.actor} acknowledged", actor=cmd.actor)
+        )
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, cmd: Acknowledge) -> None:
+        self._require_user(cmd.actor)
+        self._next(Action.ACKNOWLEDGE)
+
+    @workflow.update
+    def assign_role(self, cmd: AssignRole) -> UpdateResult:
+        """Give a role to a user, or vacate it."""
+        return self._result(self._set_role(cmd.role, cmd.user, actor=cmd.actor))
+
+    @assign_role.validator
+    def _validate_assign_role(self, cmd: AssignRole) -> None:
+        self._require_user(cmd.actor)
+        self._require_not_closed()
+        holder = self._s.roles.get(cmd.role)
+        if cmd.user is None:
+            if holder is None:
+                raise _refuse(f"nobody holds the {cmd.role.value} role", INVALID_REQUEST)
+            return
+        self._require_user(cmd.user)
+        if holder == cmd.user:
+            raise _refuse(f"{cmd.user} is already {cmd.role.value}", INVALID_REQUEST)
+
+    @workflow.update
+    def set_severity(self, cmd: SetSeverity) -> UpdateResult:
+        """Change severity, with the reason on the timeline."""
+        old = self._s.severity
+        self._s.severity = cmd.severity
+        self._s.severity_reason = f"set by {cmd.actor}: {cmd.reason}"
+        self._publish()
+        direction = "raised" if _rank(cmd.severity) < _rank(old) else "lowered"
+        return self._result(
+            self._record(
+                "severity_changed",
+                f"{cmd.actor} {direction} severity {old.value} → {cmd.severity.value}: "
+                f"{cmd.reason}",
+                actor=cmd.actor,
+                data={"from": old.value, "to": cmd.severity.value, "reason": cmd.reason},
+            )
+        )
+
+    @set_severity.validator
+    def _validate_set_severity(self, cmd: SetSeverity) -> None:
+        self._require_user(cmd.actor)
+        self._require_not_closed()
+        if cmd.severity is self._s.severity:
+            raise _refuse(f"{self._s.id} is already {cmd.severity.value}", INVALID_REQUEST)
+
+    @workflow.update
+    def add_note(self, cmd: AddNote) -> UpdateResult:
+        """A free-text note on the timeline."""
+        return self._result(self._record("note", cmd.text, actor=cmd.actor))
+
+    @add_note.validator
+    def _validate_add_note(self, cmd: AddNote) -> None:
+        self._require_user(cmd.actor)
+        self._require_not_closed()
+
+    @workflow.update
+    def mark_mitigated(self, cmd: MarkMitigated) -> UpdateResult:
+        """Customer impact has stopped."""
+        self._s.status = self._next(Action.MITIGATE)
+        self._s.mitigated_at = workflow.now()
+        implicit_ack = self._mark_acknowledged(cmd.actor)
+        text = f"{cmd.actor} marked the incident mitigated"
+        if cmd.summary:
+            text += f": {cmd.summary}"
+        if implicit_ack:
+            text += " (this is also the first acknowledgement)"
+        return self._result(
+            self._record("mitigated", text, actor=cmd.actor, data={"summary": cmd.summary})
+        )
+
+    @mark_mitigated.validator
+    def _validate_mark_mitigated(self, cmd: MarkMitigated) -> None:
+        self._require_user(cmd.actor)
+        self._next(Action.MITIGATE)
+
+    @workflow.update
+    def resolve(self, cmd: Resolve) -> UpdateResult:
+        """The incident is over; it can be reopened until its reopen window passes."""
+        self._s.status = self._next(Action.RESOLVE)
+        now = workflow.now()
+        self._s.resolved_at = now
+        self._s.mitigated_at = self._s.mitigated_at or now
+        self._s.resolution_summary = cmd.summary
+        self._publish()
+        return self._result(
+            self._record(
+                "resolved",
+                f"{cmd.actor} resolved the incident: {cmd.summary}",
+                actor=cmd.actor,
+                data={"summary": cmd.summary},
+            )
+        )
+
+    @resolve.validator
+    def _validate_resolve(self, cmd: Resolve) -> None:
+        self._require_user(cmd.actor)
+        self._next(Action.RESOLVE)
+
+    @workflow.update
+    def reopen(self, cmd: Reopen) -> UpdateResult:
+        """The problem came back before the incident closed."""
+        self._s.status = self._next(Action.REOPEN)
+        self._s.resolved_at = None
+        self._s.resolution_summary = None
+        self._publish()
+        return self._result(
+            self._record("reopened", f"{cmd.actor} reopened: {cmd.reason}", actor=cmd.actor)
+        )
+
+    @reopen.validator
+    def _validate_reopen(self, cmd: Reopen) -> None:
+        self._require_user(cmd.actor)
+        self._next(Action.REOPEN)
+
+    @workflow.update
+    def close(self, cmd: Close) -> UpdateResult:
+        """Close a resolved incident now instead of at the end of its reopen window."""
+        return self._result(self._close(actor=cmd.actor, text=f"{cmd.actor} closed the incident"))
+
+    @close.validator
+    def _validate_close(self, cmd: Close) -> None:
+        self._require_user(cmd.actor)
+        self._next(Action.CLOSE)
+
+    @workflow.signal
+    def record_refusal(self, refusal: RefusalRecorded) -> None:
+        """Put a refused action on the timeline (validators cannot write history)."""
+        self._record(
+            "refused",
+            f"refused {refusal.action} by {refusal.actor}: {refusal.reason}",
+            actor=refusal.actor,
+            data={"action": refusal.action, "reason": refusal.reason},
+        )
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _record(
+        self, kind: str, text: str, *, actor: str | None = None, data: dict[str, Any] | None = None
+    ) -> TimelineEntry:
+        entry = TimelineEntry(
+            id=str(workflow.uuid4()),
+            at=workflow.now(),
+            kind=kind,
+            actor=actor,
+            text=text,
+            data=data or {},
+        )
+        self._s.timeline.append(entry)
+        if not workflow.unsafe.is_replaying():
+            workflow.logger.info("%s: %s", kind, text)
+        return entry
+
+    def _result(self, entry: TimelineEntry) -> UpdateResult:
+        return UpdateResult(entry=entry, state=self._s)
+
+    def _next(self, action: Action) -> IncidentStatus:
+        try:
+            return next_status(self._s.status, action, self._s.id)
+        except TransitionRefused as refused:
+            raise _refuse(str(refused), INVALID_TRANSITION) from None
+
+    def _require_user(self, handle: str) -> None:
+        users = self._config.users
+        # An empty directory means fireline runs without configured people: anyone may act.
+        if users and handle not in users:
+            raise _refuse(
+                f"unknown user '{handle}': not in fireline's user directory", UNKNOWN_USER
+            )
+
+    def _require_not_closed(self) -> None:
+        if self._s.status is S.CLOSED:
+            raise _refuse(f"{self._s.id} is closed", INVALID_TRANSITION)
+
+    def _mark_acknowledged(self, actor: str) -> bool:
+        if self._s.acknowledged_at is not None:
+            return False
+        self._s.acknowledged_at = workflow.now()
+        self._s.acknowledged_by = actor
+        self._publish()
+        return True
+
+    def _set_role(self, role: Role, user: str | None, *, actor: str | None) -> TimelineEntry:
+        who = actor or "fireline"
+        previous_holder = self._s.roles.pop(role, None)
+        if user is None:
+            entry = self._record(
+                "role_vacated",
+                f"{who} vacated {role.value} (was {previous_holder})",
+                actor=actor,
+                data={"role": role.value, "previous": previous_holder},
+            )
+        else:
+            # A person holds one role per incident: taking a new one gives up the old one.
+            given_up = [r for r, holder in self._s.roles.items() if holder == user]
+            for r in given_up:
+                del self._s.roles[r]
+            self._s.roles[role] = user
+            text = f"{who} made {user} {role.value}"
+            if previous_holder:
+                text += f" (replacing {previous_holder})"
+            if given_up:
+                text += f"; {user} is no longer {given_up[0].value}"
+            entry = self._record(
+                "role_assigned",
+                text,
+                actor=actor,
+                data={
+                    "role": role.value,
+                    "user": user,
+                    "previous": previous_holder,
+                    "gave_up": [r.value for r in given_up],
+                },
+            )
+        self._publish()
+        return entry
+
+    def _close(self, *, actor: str | None, text: str) -> TimelineEntry:
+        self._s.status = S.CLOSED
+        self._s.closed_at = workflow.now()
+        self._publish()
+        return self._record("closed", text, actor=actor)
+
+    def _publish(self) -> None:
+        """Keep visibility's search attributes in step with the state."""
+        if not self._running:
+            return
+        s = self._s
+        team = self._config.service.owner_team if self._config.service else None
+        updates: list[SearchAttributeUpdate[Any]] = [
+            sa.STATUS.value_set(s.status.value),
+            sa.SEVERITY.value_set(s.severity.value),
+            sa.SERVICE.value_set(s.service),
+            sa.DECLARED_AT.value_set(s.declared_at),
+            sa.COMMANDER.value_set(s.roles[Role.COMMANDER])
+            if Role.COMMANDER in s.roles
+            else sa.COMMANDER.value_unset(),
+            sa.TEAM.value_set(team) if team else sa.TEAM.value_unset(),
+            sa.ACKNOWLEDGED_AT.value_set(s.acknowledged_at)
+            if s.acknowledged_at
+            else sa.ACKNOWLEDGED_AT.value_unset(),
+            sa.RESOLVED_AT.value_set(s.resolved_at)
+            if s.resolved_at
+            else sa.RESOLVED_AT.value_unset(),
+            sa.MITIGATED_AT_EPOCH.value_set(int(s.mitigated_at.timestamp()))
+            if s.mitigated_at
+            else sa.MITIGATED_AT_EPOCH.value_unset(),
+        ]
+        workflow.upsert_search_attributes(updates)
+
+
+def _rank(severity: Severity) -> int:
+    """SEV1 → 1: a smaller rank is more severe."""
+    return int(severity.value.removeprefix("SEV"))
