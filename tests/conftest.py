@@ -16,8 +16,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support import register_search_attributes
-from worker.devserver import find_binary
+from tests.support import free_port, register_search_attributes
+from worker.devserver import DevServer, find_binary
+from worker.settings import Settings
+from worker.temporal_client import connect
 
 _exit_status: int | None = None
 
@@ -49,6 +51,25 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    """The real Temporal dev server (SQLite state, fireline's search attributes), headless."""
+    server = DevServer(
+        state_dir=tmp_path_factory.mktemp("temporal"), port=free_port(), ui_port=None
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def dev_client(dev_server: DevServer) -> Client:
+    """A client of the dev server with fireline's data converter."""
+    return await connect(Settings(temporal_address=dev_server.address))
 
 
 @pytest.fixture

@@ -20,11 +20,14 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from workflows import search_attributes
 
 _PR_SET_PDEATHSIG = 1
+# How long Temporal keeps a closed incident's history in the embedded server.
+DEFAULT_RETENTION = timedelta(days=3650)
 
 
 class DevServerError(RuntimeError):
@@ -76,6 +79,7 @@ class DevServer:
         namespace: str = "default",
         ip: str = "127.0.0.1",
         dynamic_config: dict[str, str] | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self.state_dir = state_dir
         self.port = port
@@ -83,6 +87,7 @@ class DevServer:
         self.namespace = namespace
         self.ip = ip
         self.dynamic_config = dynamic_config or {}
+        self.retention = retention
         self.log_path = state_dir / "temporal.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -139,6 +144,9 @@ class DevServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
+                # Its own session: a terminal's Ctrl-C reaches fireline, which stops the
+                # worker first and Temporal last, instead of Temporal dying mid-shutdown.
+                start_new_session=True,
             )
         await self._wait_until_ready(timeout)
 
@@ -152,6 +160,7 @@ class DevServer:
                     f"last lines of {self.log_path}:\n{self.log_tail()}"
                 )
             if await _accepts(self.ip, self.port) and await self._namespace_ready():
+                await self._set_retention()
                 return
             await asyncio.sleep(0.1)
         await self.stop()
@@ -171,6 +180,23 @@ class DevServer:
         except (RPCError, RuntimeError):
             return False
         return True
+
+    async def _set_retention(self) -> None:
+        # start-dev creates the namespace with 24 h retention: closed incidents would vanish
+        # from lists, reports and `incident show` a day after they close.
+        from google.protobuf.duration_pb2 import Duration
+        from temporalio.api.namespace.v1 import NamespaceConfig
+        from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
+        from temporalio.client import Client
+
+        client = await Client.connect(self.address, namespace=self.namespace)
+        ttl = Duration(seconds=int(self.retention.total_seconds()))
+        await client.workflow_service.update_namespace(
+            UpdateNamespaceRequest(
+                namespace=self.namespace,
+                config=NamespaceConfig(workflow_execution_retention_ttl=ttl),
+            )
+        )
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server's log, for error messages."""
