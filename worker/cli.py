@@ -45,14 +45,22 @@ class CliError(Exception):
 class ApiClient:
     """A thin client of fireline's HTTP API that turns errors into ``CliError``."""
 
-    def __init__(self, url: str, token: str | None, user: str | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        user: str | None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         headers = {"User-Agent": "fireline-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if user:
             headers["X-Fireline-User"] = user
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=30.0, transport=transport
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; return the decoded JSON body or raise ``CliError``."""
@@ -198,6 +206,13 @@ def cmd_declare(args: argparse.Namespace) -> int:
         body["summary"] = args.summary
     if args.commander:
         body["commander"] = args.commander
+    if args.impact or args.customer_tier or args.data_loss or args.security:
+        body["impact"] = {
+            "impact": args.impact or "none",
+            "customer_tiers": args.customer_tier or [],
+            "data_loss": args.data_loss,
+            "security": args.security,
+        }
     if args.label:
         body["labels"] = dict(_label(item) for item in args.label)
     state = _api(args).request("POST", "/v1/incidents", json=body)
@@ -207,6 +222,14 @@ def cmd_declare(args: argparse.Namespace) -> int:
         lambda s: f"declared {s['id']} ({s['severity']}): {s['title']}\n  {s['severity_reason']}",
     )
     return EXIT_OK
+
+
+def _role_body(args: argparse.Namespace) -> dict[str, Any]:
+    if args.vacate:
+        return {"role": args.role, "user": None}
+    if not args.user:
+        raise CliError("give the USER who takes the role, or --vacate", EXIT_USAGE)
+    return {"role": args.role, "user": args.user}
 
 
 def _label(item: str) -> tuple[str, str]:
@@ -364,6 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="omit to let the severity policy decide",
     )
     p.add_argument("--summary", help="what is known so far")
+    p.add_argument(
+        "--impact",
+        choices=["none", "degraded", "partial_outage", "full_outage"],
+        help="customer impact, for the severity policy",
+    )
+    p.add_argument(
+        "--customer-tier",
+        action="append",
+        metavar="TIER",
+        help="affected customer tier (repeatable; default: the service's tiers)",
+    )
+    p.add_argument("--data-loss", action="store_true", help="data was lost or corrupted")
+    p.add_argument("--security", action="store_true", help="security impact")
     p.add_argument("--commander", metavar="USER", help="incident commander")
     p.add_argument("--label", action="append", metavar="KEY=VALUE", help="repeatable")
     p.set_defaults(func=cmd_declare)
@@ -396,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
         "role",
         "assign a role (commander, communications, scribe, sme)",
         "roles",
-        lambda a: {"role": a.role, "user": None if a.vacate else a.user},
+        _role_body,
     )
     p.add_argument("role", choices=["commander", "communications", "scribe", "sme"])
     p.add_argument("user", nargs="?", help="who takes the role")

@@ -1,0 +1,203 @@
+"""Record representative workflow histories into tests/histories/ (``make histories``).
+
+Each scenario drives real workflows on a throwaway Temporal dev server and exports the
+histories as JSON. ``tests/workflow/test_replay.py`` replays every file against today's
+code, so a change that would break an incident already in flight fails CI. Re-record only
+when adding a scenario; existing files are the past that new code must still replay.
+
+Usage: python -m tests.record_histories [--only NAME] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from tests.support import demo_config, free_port
+from worker.devserver import DevServer
+from worker.runner import build_worker
+from worker.settings import Settings
+from worker.temporal_client import connect
+from workflows.contracts import (
+    Acknowledge,
+    AddNote,
+    AllocateNumber,
+    AssignRole,
+    Close,
+    DeclareIncident,
+    IncidentSettings,
+    MarkMitigated,
+    RefusalRecorded,
+    Reopen,
+    Resolve,
+    Role,
+    SequenceInput,
+    SetSeverity,
+    Severity,
+)
+from workflows.incident import IncidentWorkflow
+from workflows.sequence import IncidentSequenceWorkflow
+from workflows.severity import ImpactFacts, ImpactLevel
+
+OUT = Path(__file__).parent / "histories"
+TASK_QUEUE = "record-histories"
+
+Scenario = Callable[[Client], Awaitable[dict[str, WorkflowHandle[Any, Any]]]]
+
+
+def _declare(incident_id: str, **overrides: Any) -> DeclareIncident:
+    fields: dict[str, Any] = {
+        "id": incident_id,
+        "title": "Checkout errors after deploy 1.4.0",
+        "service": "checkout",
+        "severity": Severity.SEV2,
+        "declared_by": "alice",
+        "config": demo_config().snapshot("checkout"),
+    }
+    fields.update(overrides)
+    return DeclareIncident(**fields)
+
+
+async def _start(client: Client, inp: DeclareIncident) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        IncidentWorkflow.run, inp, id=f"incident-{inp.id}", task_queue=TASK_QUEUE
+    )
+
+
+async def full_lifecycle(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """Declared → acknowledged → roles → severity → notes → mitigated → resolved → closed."""
+    h = await _start(client, _declare("INC-1", commander="bob"))
+    await h.execute_update(IncidentWorkflow.acknowledge, Acknowledge(actor="bob"))
+    await h.execute_update(
+        IncidentWorkflow.assign_role, AssignRole(actor="bob", role=Role.SCRIBE, user="carol")
+    )
+    await h.execute_update(
+        IncidentWorkflow.assign_role,
+        AssignRole(actor="bob", role=Role.COMMUNICATIONS, user="carol"),
+    )
+    await h.execute_update(
+        IncidentWorkflow.set_severity,
+        SetSeverity(actor="bob", severity=Severity.SEV1, reason="all regions"),
+    )
+    await h.execute_update(IncidentWorkflow.add_note, AddNote(actor="alice", text="1.4.0 is bad"))
+    await h.execute_update(
+        IncidentWorkflow.mark_mitigated, MarkMitigated(actor="bob", summary="rolled back")
+    )
+    await h.execute_update(IncidentWorkflow.resolve, Resolve(actor="bob", summary="1.3.2 is back"))
+    await h.execute_update(IncidentWorkflow.close, Close(actor="bob"))
+    await h.result()
+    return {"incident-full-lifecycle": h}
+
+
+async def reopened_then_auto_closed(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """Policy-classified severity, a refused action audited, reopen, close by the timer."""
+    config = demo_config().snapshot("checkout")
+    config = config.model_copy(
+        update={"settings": IncidentSettings(reopen_window=timedelta(seconds=2))}
+    )
+    inp = _declare(
+        "INC-2",
+        severity=None,
+        impact=ImpactFacts(impact=ImpactLevel.PARTIAL_OUTAGE),
+        config=config,
+    )
+    h = await _start(client, inp)
+    await h.signal(
+        IncidentWorkflow.record_refusal,
+        RefusalRecorded(actor="mallory", action="acknowledge", reason="unknown user"),
+    )
+    await h.execute_update(IncidentWorkflow.mark_mitigated, MarkMitigated(actor="carol"))
+    await h.execute_update(IncidentWorkflow.resolve, Resolve(actor="carol", summary="fixed"))
+    await h.execute_update(IncidentWorkflow.reopen, Reopen(actor="alice", reason="errors back"))
+    await h.execute_update(IncidentWorkflow.resolve, Resolve(actor="alice", summary="fixed"))
+    await h.result()  # the 2 s reopen window passes and the incident closes itself
+    return {"incident-reopened-auto-closed": h}
+
+
+async def continued_as_new(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """A long incident: the first run ends in continue-as-new, the second is still open."""
+    config = demo_config().snapshot("checkout")
+    config = config.model_copy(update={"settings": IncidentSettings(max_history_events=40)})
+    h = await _start(client, _declare("INC-3", config=config))
+    first_run = h.result_run_id
+    for i in range(25):
+        await h.execute_update(IncidentWorkflow.add_note, AddNote(actor="alice", text=f"n{i}"))
+    first = client.get_workflow_handle(h.id, run_id=first_run)
+    latest = client.get_workflow_handle(h.id)
+    return {"incident-continued-as-new-run1": first, "incident-in-flight-run2": latest}
+
+
+async def open_in_flight(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """An incident still open when the code changes: the case replay exists for."""
+    h = await _start(client, _declare("INC-4", severity=Severity.SEV3))
+    await h.execute_update(IncidentWorkflow.acknowledge, Acknowledge(actor="alice"))
+    await h.execute_update(IncidentWorkflow.add_note, AddNote(actor="alice", text="looking"))
+    return {"incident-open-acknowledged": h}
+
+
+async def sequence(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """The incident-number allocator after a few allocations."""
+    h = await client.start_workflow(
+        IncidentSequenceWorkflow.run,
+        SequenceInput(),
+        id="record-incident-sequence",
+        task_queue=TASK_QUEUE,
+    )
+    for who in ("alice", "bob", "carol"):
+        await h.execute_update(IncidentSequenceWorkflow.allocate, AllocateNumber(requested_by=who))
+    return {"incident-sequence": h}
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "full_lifecycle": full_lifecycle,
+    "reopened_then_auto_closed": reopened_then_auto_closed,
+    "continued_as_new": continued_as_new,
+    "open_in_flight": open_in_flight,
+    "sequence": sequence,
+}
+
+
+async def record(out: Path, only: str | None) -> list[Path]:
+    """Run the scenarios on a fresh dev server and write their histories."""
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a one-off script, nothing else runs
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = DevServer(state_dir=Path(tmp), port=free_port(), ui_port=None)
+        await server.start()
+        try:
+            client = await connect(Settings(temporal_address=server.address))
+            async with build_worker(client, TASK_QUEUE):
+                for name, scenario in SCENARIOS.items():
+                    if only and name != only:
+                        continue
+                    for file_name, handle in (await scenario(client)).items():
+                        history = await handle.fetch_history()
+                        path = out / f"{file_name}.json"
+                        text = json.dumps(json.loads(history.to_json()), indent=1) + "\n"
+                        path.write_text(text)
+                        written.append(path)
+                        print(f"recorded {path} ({len(history.events)} events)")
+        finally:
+            await server.stop()
+    return written
+
+
+def main() -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--only", choices=sorted(SCENARIOS))
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    asyncio.run(record(args.out, args.only))
+
+
+if __name__ == "__main__":
+    main()
