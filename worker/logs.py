@@ -75,5 +75,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     # The incident id is in its own column; the SDK's dict suffix only repeats it.
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
-    for noisy in ("httpx", "uvicorn.access", "temporalio.activity", "temporalio.workflow"):
-        logging.getLogger(noisy).setLevel(max(logging.getLogger(noisy).level, logging.INFO))
+    # httpx logs every request URL at INFO, and vendor URLs carry secrets (webhook paths,
+    # routing keys): keep them at WARNING so a secret never reaches a log line.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
