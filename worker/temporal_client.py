@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -10,9 +11,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from worker.settings import Settings
 
 
-async def connect(settings: Settings) -> Client:
-    """Connect with fireline's data converter, TLS and API key as configured."""
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """``Client.connect`` keyword arguments for these settings (TLS, API key, converter)."""
     tls: bool | TLSConfig = False
+    # An API key (Temporal Cloud) or a client certificate only makes sense over TLS.
     if settings.temporal_tls or settings.temporal_tls_cert or settings.temporal_api_key:
         tls = TLSConfig(
             server_root_ca_cert=_read(settings.temporal_tls_ca),
@@ -21,13 +23,17 @@ async def connect(settings: Settings) -> Client:
             domain=settings.temporal_tls_server_name,
         )
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
-    return await Client.connect(
-        settings.address,
-        namespace=settings.namespace,
-        data_converter=pydantic_data_converter,
-        tls=tls,
-        api_key=api_key,
-    )
+    return {
+        "namespace": settings.namespace,
+        "data_converter": pydantic_data_converter,
+        "tls": tls,
+        "api_key": api_key,
+    }
+
+
+async def connect(settings: Settings) -> Client:
+    """Connect with fireline's data converter, TLS and API key as configured."""
+    return await Client.connect(settings.address, **connect_options(settings))
 
 
 def _read(path: Path | None) -> bytes | None:
