@@ -149,9 +149,9 @@ def render_incident(state: dict[str, Any]) -> str:
     roles = state.get("roles") or {}
     lines = [
         f"{state['id']}  {state['severity']}  {state['status'].upper()}  {state['title']}",
-        f"  service     {state['service']}",
-        f"  severity    {state['severity']} ({state.get('severity_reason') or '-'})",
-        f"  declared    {clock(state['declared_at'])} by {state.get('declared_by') or 'fireline'}",
+        f"  service      {state['service']}",
+        f"  severity     {state['severity']} ({state.get('severity_reason') or '-'})",
+        f"  declared     {clock(state['declared_at'])} by {state.get('declared_by') or 'fireline'}",
     ]
     for label, key in (
         ("acknowledged", "acknowledged_at"),
@@ -160,13 +160,13 @@ def render_incident(state: dict[str, Any]) -> str:
         ("closed", "closed_at"),
     ):
         if state.get(key):
-            lines.append(f"  {label:<11} {clock(state[key])}")
+            lines.append(f"  {label:<12} {clock(state[key])}")
     lines.append(
-        "  roles       "
+        "  roles        "
         + (", ".join(f"{role}: {user}" for role, user in roles.items()) or "none assigned")
     )
     if state.get("summary"):
-        lines.append(f"  summary     {state['summary']}")
+        lines.append(f"  summary      {state['summary']}")
     lines += ["", "timeline:"]
     entries = state.get("timeline") or []
     lines.append(
@@ -496,6 +496,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CliError as exc:
         print(f"fireline: {exc}", file=sys.stderr)
         code = exc.code
+    except BrokenPipeError:
+        # `fireline incident list | head`: the reader left; stop quietly like any Unix tool.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
     sys.exit(code)
 
 

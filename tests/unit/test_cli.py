@@ -126,7 +126,7 @@ def test_render_incident_shows_roles_and_timeline() -> None:
         }
     )
     assert text.splitlines()[0] == "INC-2  SEV1  ACKNOWLEDGED  Payments failing"
-    assert "  roles       commander: bob" in text
+    assert "  roles        commander: bob" in text
     assert "bob acknowledged" in text.splitlines()[-1]
 
 
