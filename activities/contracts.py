@@ -1,0 +1,140 @@
+"""Everything the activities record in Temporal history: their inputs and outputs.
+
+A change here is a versioning event, as for ``workflows/contracts.py``: add fields with
+defaults, never rename or remove one. Activities never import ``workflows``, so the few
+enums shared with the workflows (severity) are mirrored here by value.
+
+Secrets never live in these models: a contact method names *where* to page (a channel, an
+address, the name of a PagerDuty routing key), and the provider, built by
+``worker/wiring.py`` from settings, holds the credential.
+
+Carried by ``temporalio.contrib.pydantic.pydantic_data_converter``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Contract(BaseModel):
+    """Base for recorded models: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageAction(StrEnum):
+    """What a page does at the vendor: open it, or close the loop on it."""
+
+    TRIGGER = "trigger"
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+
+class PageSeverity(StrEnum):
+    """Incident severity by value, mirroring ``workflows.severity.Severity``."""
+
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+
+class Urgency(StrEnum):
+    """High urgency wakes people up; low urgency waits for working hours."""
+
+    HIGH = "high"
+    LOW = "low"
+
+
+class ContactKind(StrEnum):
+    """The notification channels fireline can page through; one provider module each."""
+
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
+    SLACK = "slack"
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    CONSOLE = "console"
+
+
+class ResponderType(StrEnum):
+    """Opsgenie responder types; users are addressed by username, the rest by name."""
+
+    USER = "user"
+    TEAM = "team"
+    ESCALATION = "escalation"
+    SCHEDULE = "schedule"
+
+
+class ContactMethod(Contract):
+    """Where and how one person (or team) is paged.
+
+    ``address`` by kind: pagerduty — the name of a routing key the provider holds
+    (empty: ``default``); opsgenie — the responder's username or team name; slack — a
+    channel id or a user id (a DM); email — the mailbox; webhook — an absolute URL (empty:
+    the provider's default); console — unused.
+    """
+
+    kind: ContactKind
+    address: str = ""
+    # Opsgenie only: how ``address`` is to be read.
+    responder_type: ResponderType = ResponderType.USER
+    # Email only: the display name in the To header.
+    display_name: str = ""
+
+
+class Link(Contract):
+    """A link shown with a page (runbook, dashboard, incident)."""
+
+    href: str
+    text: str = ""
+
+
+class Page(Contract):
+    """One notification to one contact method; the input of ``notify.send``."""
+
+    # Derived by the caller from (incident, level, attempt), so a retried activity reuses it
+    # and the vendor deduplicates; acknowledge/resolve reuse the trigger's key.
+    dedup_key: str = Field(min_length=1, max_length=255)
+    incident_id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    summary: str = ""
+    severity: PageSeverity
+    urgency: Urgency = Urgency.HIGH
+    # The handle of the person (or team) being paged, for the inbox and the timeline.
+    recipient: str
+    contact: ContactMethod
+    action: PageAction = PageAction.TRIGGER
+    service: str = ""
+    team: str = ""
+    # The one-click acknowledge link (``/v1/ack/<signed token>``); empty when not issued.
+    ack_url: str = ""
+    links: list[Link] = Field(default_factory=list)
+    details: dict[str, str] = Field(default_factory=dict)
+    # For acknowledge/resolve: the ``external_id`` of the trigger's result (Slack threads
+    # follow-ups under it, email replies to it).
+    external_id: str = ""
+    # Who acknowledged or resolved, for the follow-up's text.
+    actor: str = ""
+
+    @property
+    def delivery_key(self) -> str:
+        """The idempotency key of this delivery: the dedup key, suffixed for follow-ups."""
+        if self.action is PageAction.TRIGGER:
+            return self.dedup_key
+        return f"{self.dedup_key}:{self.action.value}"
+
+
+class PageResult(Contract):
+    """What the vendor said; the output of ``notify.send``."""
+
+    provider: ContactKind
+    delivered: bool
+    # The vendor's handle for follow-ups: PagerDuty dedup key, Opsgenie alias, Slack
+    # ``<channel>:<ts>``, email Message-ID, inbox key.
+    external_id: str = ""
+    detail: str = ""
+    action: PageAction = PageAction.TRIGGER
+    dedup_key: str = ""

@@ -1,0 +1,67 @@
+"""Paging as a Temporal activity: one ``notify.send`` dispatching to the configured providers.
+
+``worker/wiring.py`` builds one provider per configured vendor and hands them to
+:class:`NotifyActivities`; tests hand it providers pointed at loopback fakes. Every provider
+passes the page's dedup key to its vendor (PagerDuty ``dedup_key``, Opsgenie ``alias``,
+webhook ``Idempotency-Key``, email ``Message-ID``, inbox key), so an activity retry never
+pages anyone twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from temporalio import activity
+
+from activities.contracts import ContactKind, Page, PageResult
+from activities.http import DeliveryError
+
+logger = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    """One notification vendor; trigger, acknowledge and resolve go by ``page.action``."""
+
+    async def notify(self, page: Page) -> PageResult:
+        """Deliver ``page`` idempotently, or raise a :class:`DeliveryError`."""
+        ...
+
+
+class ProviderNotConfigured(DeliveryError):
+    """A page asked for a contact kind that no provider was wired for."""
+
+    def __init__(self, kind: ContactKind) -> None:
+        """Build a non-retryable error naming the missing kind."""
+        super().__init__(
+            f"no {kind.value} provider is configured",
+            type="ProviderNotConfigured",
+            non_retryable=True,
+        )
+
+
+class NotifyActivities:
+    """The paging activities; the constructor receives the providers by contact kind."""
+
+    def __init__(self, providers: Mapping[ContactKind, Notifier]) -> None:
+        """Keep the providers; kinds without one fail with ``ProviderNotConfigured``."""
+        self._providers = dict(providers)
+
+    @activity.defn(name="notify.send")
+    async def send(self, page: Page) -> PageResult:
+        """Deliver one page (trigger, acknowledge or resolve) through its contact method."""
+        provider = self._providers.get(page.contact.kind)
+        if provider is None:
+            raise ProviderNotConfigured(page.contact.kind)
+        result = await provider.notify(page)
+        logger.info(
+            "%s %s to %s via %s: %s",
+            page.action.value,
+            page.dedup_key,
+            page.recipient,
+            page.contact.kind.value,
+            result.detail,
+            extra={"incident_id": page.incident_id},
+        )
+        return result
