@@ -14,15 +14,18 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from worker.alert_api import alert_router
+from worker.alert_intake import AlertIntake
 from worker.config import FirelineConfig
 from worker.errors import FirelineError, Unauthorized
 from worker.incident_service import DeclareRequest, IncidentService, IncidentSummary
+from worker.metrics import Registry
 from workflows.contracts import (
     Acknowledge,
     AddNote,
@@ -100,6 +103,7 @@ class CloseBody(_Body):
 def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastAPI:
     """The API application, bound to a Temporal client and a loaded config."""
     service = IncidentService(client, config, task_queue)
+    metrics = Registry()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -112,7 +116,14 @@ def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastA
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.metrics = metrics
     _install_error_handlers(app)
+    app.include_router(alert_router(config, AlertIntake(client, config, task_queue), metrics))
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def prometheus_metrics() -> str:
+        """Process counters in Prometheus text format."""
+        return metrics.render()
 
     def caller(
         authorization: Annotated[str | None, Header()] = None,
@@ -231,7 +242,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FirelineError)
     async def fireline_error(_: Request, exc: FirelineError) -> JSONResponse:
         code = type(exc).__name__.lower()
-        return JSONResponse({"error": code, "reason": exc.reason}, status_code=exc.status)
+        body: dict[str, Any] = {"error": code, "reason": exc.reason}
+        errors = getattr(exc, "errors", None)
+        if errors:
+            body["errors"] = errors
+        return JSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,10 +18,10 @@ import os
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from workflows.contracts import (
     ConfigSnapshot,
@@ -31,7 +31,9 @@ from workflows.contracts import (
     UserRef,
 )
 from workflows.durations import Duration
+from workflows.routing import RoutingTree, default_tree
 from workflows.severity import default_policy
+from workflows.time_intervals import TimeInterval
 
 
 class ConfigError(ValueError):
@@ -69,6 +71,53 @@ class Service(_Strict):
     customer_tiers: list[str] = Field(default_factory=list)
 
 
+class SecretRef(_Strict):
+    """Where a secret is: its SHA-256 (safe to commit), an environment variable, or a file.
+
+    The secret itself is never written in the config file.
+    """
+
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if sum(s is not None for s in (self.sha256, self.env, self.file)) != 1:
+            raise ValueError("give exactly one of sha256, env, file")
+        return self
+
+    def value(self) -> bytes | None:
+        """The secret's bytes (None when only its digest is known)."""
+        if self.env:
+            text = os.environ.get(self.env)
+            return text.encode() if text else None
+        if self.file:
+            return self.file.read_text().strip().encode()
+        return None
+
+    def digest(self) -> str | None:
+        """SHA-256 hex of the secret."""
+        if self.sha256:
+            return self.sha256
+        raw = self.value()
+        return hashlib.sha256(raw).hexdigest() if raw else None
+
+    def matches(self, presented: str) -> bool:
+        """Constant-time check of a presented secret."""
+        expected = self.digest()
+        given = hashlib.sha256(presented.encode()).hexdigest()
+        return expected is not None and hmac.compare_digest(given, expected)
+
+    def problem(self) -> str | None:
+        """Why this secret cannot be read now, if it cannot."""
+        if self.env and not os.environ.get(self.env):
+            return f"environment variable {self.env} is not set"
+        if self.file and not self.file.is_file():
+            return f"{self.file} does not exist"
+        return None
+
+
 class ApiToken(_Strict):
     """A bearer token for the API, mapped to a user. The secret is never in the file."""
 
@@ -85,11 +134,58 @@ class ApiToken(_Strict):
             raise ValueError("give exactly one of token_sha256, token_env, token_file")
         return self
 
+    @property
+    def secret(self) -> SecretRef:
+        """The token as a SecretRef."""
+        return SecretRef(sha256=self.token_sha256, env=self.token_env, file=self.token_file)
+
 
 class Auth(_Strict):
     """API authentication. No tokens means local mode (loopback only)."""
 
     tokens: list[ApiToken] = Field(default_factory=list)
+
+
+class Integration(_Strict):
+    """An alert source and how it proves who it is.
+
+    Alertmanager/Grafana and fireline-JSON senders authenticate with a bearer ``token`` or
+    an HMAC-SHA256 signature of the body (``hmac_secret``); PagerDuty-style senders are
+    identified by the ``routing_key`` in each event.
+    """
+
+    kind: Literal["alertmanager", "pagerduty", "fireline"]
+    token: SecretRef | None = None
+    hmac_secret: SecretRef | None = None
+    # Grafana signs "<timestamp>:<body>" when it sends a timestamp header; name it here.
+    hmac_timestamp_header: str | None = None
+    routing_key: SecretRef | None = None
+    # The service PagerDuty-style events belong to (they carry no service label).
+    service: str | None = None
+    # Labels added to every alert from this integration (e.g. team: payments).
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.kind == "pagerduty":
+            if self.routing_key is None:
+                raise ValueError("a pagerduty integration needs routing_key")
+            if self.token or self.hmac_secret:
+                raise ValueError("pagerduty events authenticate by routing_key only")
+        elif self.routing_key is not None:
+            raise ValueError("routing_key is only for pagerduty integrations")
+        if self.hmac_secret and self.hmac_secret.sha256:
+            raise ValueError("hmac_secret: give env or file; a digest cannot verify signatures")
+        return self
+
+
+class Alerting(_Strict):
+    """How alert groups relate to incidents."""
+
+    # A new alert group joins an open incident of its service declared this recently.
+    correlation_window: Duration = timedelta(hours=6)
+    # A group whose alerts all resolved waits this long for a flapping alert to return.
+    group_linger: Duration = timedelta(hours=1)
 
 
 class IncidentDefaults(_Strict):
@@ -107,6 +203,31 @@ class FirelineConfig(_Strict):
     auth: Auth = Field(default_factory=Auth)
     severity_policy: SeverityPolicy = Field(default_factory=default_policy)
     incidents: IncidentDefaults = Field(default_factory=IncidentDefaults)
+    # Named time windows (Alertmanager syntax) for routing mute/active times and, merged
+    # in, for the severity policy.
+    time_intervals: list[TimeInterval] = Field(default_factory=list)
+    routing: RoutingTree = Field(default_factory=default_tree)
+    alerting: Alerting = Field(default_factory=Alerting)
+    integrations: dict[str, Integration] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_time_intervals(cls, data: Any) -> Any:
+        # One place to define "market-hours": the severity policy sees the top-level
+        # intervals too, unless it defines one of the same name itself.
+        if not isinstance(data, dict) or not isinstance(data.get("time_intervals"), list):
+            return data
+        policy = data.get("severity_policy")
+        if isinstance(policy, dict):
+            own = policy.get("time_intervals") or []
+            names = {i.get("name") for i in own if isinstance(i, dict)}
+            shared = [i for i in data["time_intervals"] if isinstance(i, dict)]
+            policy = {
+                **policy,
+                "time_intervals": own + [i for i in shared if i.get("name") not in names],
+            }
+            data = {**data, "severity_policy": policy}
+        return data
 
     @model_validator(mode="after")
     def _references_exist(self) -> Self:
@@ -136,6 +257,12 @@ class FirelineConfig(_Strict):
                 )
         for i, token in enumerate(self.auth.tokens):
             yield from missing("user", self.users, token.user, f"auth.tokens[{i}].user")
+        names = [i.name for i in self.time_intervals]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            yield f"time_intervals: '{name}' is defined more than once"
+        for route in self.routing.walk():
+            for name in (*route.mute_time_intervals, *route.active_time_intervals):
+                yield from missing("time interval", names, name, f"routing: route '{route.name}'")
 
     def snapshot(self, service: str) -> ConfigSnapshot:
         """The frozen slice of config an incident on ``service`` runs with."""
@@ -152,28 +279,10 @@ class FirelineConfig(_Strict):
 
     def token_user(self, token: str) -> str | None:
         """The user a bearer token belongs to, or None. Constant-time comparison."""
-        digest = hashlib.sha256(token.encode()).hexdigest()
         for entry in self.auth.tokens:
-            expected = _expected_digest(entry)
-            if expected is not None and hmac.compare_digest(digest, expected):
+            if entry.secret.matches(token):
                 return entry.user
         return None
-
-
-def _expected_digest(entry: ApiToken) -> str | None:
-    if entry.token_sha256:
-        return entry.token_sha256
-    secret = _read_secret(entry)
-    return hashlib.sha256(secret.get_secret_value().encode()).hexdigest() if secret else None
-
-
-def _read_secret(entry: ApiToken) -> SecretStr | None:
-    if entry.token_env:
-        value = os.environ.get(entry.token_env)
-        return SecretStr(value) if value else None
-    if entry.token_file:
-        return SecretStr(entry.token_file.read_text().strip())
-    return None
 
 
 def load_config(path: Path | None) -> FirelineConfig:
@@ -194,16 +303,19 @@ def load_config(path: Path | None) -> FirelineConfig:
         config = FirelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc)) from None
-    for i, token in enumerate(config.auth.tokens):
-        if token.token_env and not os.environ.get(token.token_env):
-            raise ConfigError(
-                f"{path}: auth.tokens[{i}].token_env: environment variable "
-                f"{token.token_env} is not set"
-            )
-        if token.token_file and not token.token_file.is_file():
-            raise ConfigError(
-                f"{path}: auth.tokens[{i}].token_file: {token.token_file} does not exist"
-            )
+    problems = [
+        f"{path}: auth.tokens[{i}].token_{kind}: {problem}"
+        for i, token in enumerate(config.auth.tokens)
+        if (problem := token.secret.problem())
+        for kind in ("env" if token.token_env else "file",)
+    ]
+    for name, integration in config.integrations.items():
+        for field_name in ("token", "hmac_secret", "routing_key"):
+            ref = getattr(integration, field_name)
+            if ref is not None and (problem := ref.problem()):
+                problems.append(f"{path}: integrations.{name}.{field_name}: {problem}")
+    if problems:
+        raise ConfigError("\n".join(problems))
     return config
 
 

@@ -110,11 +110,23 @@ class IncidentService:
 
     # --- declare -----------------------------------------------------------------------------
 
-    async def declare(self, req: DeclareRequest, actor: str | None) -> IncidentState:
-        """Open a new incident and return its first state."""
-        self._check_declaration(req, actor)
-        for _ in range(5):
-            incident_id = f"INC-{await self._allocate_number(actor)}"
+    async def declare(
+        self,
+        req: DeclareRequest,
+        actor: str | None,
+        *,
+        request_id: str | None = None,
+        from_alerts: bool = False,
+    ) -> IncidentState:
+        """Open a new incident and return its first state.
+
+        With ``request_id`` the call is idempotent: a retry (an activity running twice)
+        returns the incident the first call opened instead of opening another.
+        """
+        self._check_declaration(req, actor, from_alerts=from_alerts)
+        for attempt in range(5):
+            update_id = f"{request_id}#{attempt}" if request_id else None
+            incident_id = f"INC-{await self._allocate_number(actor, update_id)}"
             inp = DeclareIncident(
                 id=incident_id,
                 title=req.title,
@@ -127,6 +139,9 @@ class IncidentService:
                 commander=req.commander,
                 config=self.config.snapshot(req.service),
             )
+            memo: dict[str, str] = {"title": req.title}
+            if request_id:
+                memo["request_id"] = request_id
             try:
                 handle = await self._call(
                     self.client.start_workflow(
@@ -134,7 +149,7 @@ class IncidentService:
                         inp,
                         id=workflow_id(incident_id),
                         task_queue=self.task_queue,
-                        memo={"title": req.title},
+                        memo=memo,
                         search_attributes=TypedSearchAttributes(
                             [
                                 SearchAttributePair(sa.STATUS, IncidentStatus.DECLARED.value),
@@ -144,6 +159,9 @@ class IncidentService:
                     )
                 )
             except WorkflowAlreadyStartedError:
+                existing = self.client.get_workflow_handle(workflow_id(incident_id))
+                if request_id and await _started_by(existing, request_id):
+                    return await self._first_state(existing)
                 # The counter is behind existing incidents (e.g. its history was reset):
                 # take the next number rather than fail the declaration.
                 log.warning("%s already exists; allocating another number", incident_id)
@@ -152,17 +170,20 @@ class IncidentService:
             return await self._first_state(handle)
         raise Unavailable("could not allocate a free incident number after 5 attempts")
 
-    def _check_declaration(self, req: DeclareRequest, actor: str | None) -> None:
+    def _check_declaration(
+        self, req: DeclareRequest, actor: str | None, *, from_alerts: bool
+    ) -> None:
         cfg = self.config
         if actor is not None and cfg.users and actor not in cfg.users:
             raise Forbidden(f"unknown user '{actor}': not in fireline's user directory")
         if req.commander is not None and cfg.users and req.commander not in cfg.users:
             raise BadRequest(f"commander: unknown user '{req.commander}'")
-        if cfg.services and req.service not in cfg.services:
+        # Alerts name whatever service their labels say; refusing them would lose them.
+        if cfg.services and req.service not in cfg.services and not from_alerts:
             known = ", ".join(sorted(cfg.services))
             raise BadRequest(f"service: unknown service '{req.service}'; known services: {known}")
 
-    async def _allocate_number(self, actor: str | None) -> int:
+    async def _allocate_number(self, actor: str | None, update_id: str | None) -> int:
         start = WithStartWorkflowOperation(
             IncidentSequenceWorkflow.run,
             SequenceInput(),
@@ -175,6 +196,8 @@ class IncidentService:
                 IncidentSequenceWorkflow.allocate,
                 AllocateNumber(requested_by=actor),
                 start_workflow_operation=start,
+                # Update ids deduplicate: a retried request gets the number it already has.
+                id=update_id,
                 rpc_timeout=UPDATE_TIMEOUT,
             )
         )
@@ -299,6 +322,11 @@ class IncidentService:
                 return Unavailable(f"Temporal is not answering: {exc.message}")
             return Unavailable(f"Temporal refused the call ({exc.status.name}): {exc.message}")
         return Unavailable(str(exc))
+
+
+async def _started_by(handle: WorkflowHandle[Any, Any], request_id: str) -> bool:
+    memo = await (await handle.describe()).memo()
+    return memo.get("request_id") == request_id
 
 
 def _not_ready_yet(exc: BaseException) -> bool:

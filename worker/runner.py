@@ -9,10 +9,11 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.sequence import IncidentSequenceWorkflow
 
-WORKFLOWS: Sequence[type] = (IncidentWorkflow, IncidentSequenceWorkflow)
+WORKFLOWS: Sequence[type] = (IncidentWorkflow, IncidentSequenceWorkflow, AlertGroupWorkflow)
 
 
 def build_worker(

@@ -20,6 +20,7 @@ from worker.process import api_server
 from worker.runner import build_worker
 from worker.settings import Settings, is_loopback
 from worker.temporal_client import connect
+from worker.wiring import activities
 
 log = logging.getLogger("fireline")
 
@@ -82,7 +83,9 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
             raise StartupError(str(exc)) from None
     try:
         client = await _connect(settings)
-        worker = build_worker(client, settings.task_queue)
+        worker = build_worker(
+            client, settings.task_queue, activities(client, config, settings.task_queue)
+        )
         api = api_server(
             create_app(config, client, settings.task_queue), settings.api_host, settings.api_port
         )
@@ -106,9 +109,11 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> int:
     """Run only the worker until ``stop`` is set."""
-    load_checked_config(settings, serves_api=False)
+    config = load_checked_config(settings, serves_api=False)
     client = await _connect(settings)
-    worker = build_worker(client, settings.task_queue)
+    worker = build_worker(
+        client, settings.task_queue, activities(client, config, settings.task_queue)
+    )
     async with worker:
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.address)
         await stop.wait()

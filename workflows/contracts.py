@@ -17,11 +17,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows.alerts import Alert, AlertStatus
 from workflows.durations import Duration
+from workflows.routing import ResolvedRoute
 from workflows.severity import ImpactFacts, Severity, SeverityPolicy
 from workflows.time_intervals import TimeInterval
 
-__all__ = ["ImpactFacts", "Severity", "SeverityPolicy", "TimeInterval"]
+__all__ = [
+    "Alert",
+    "AlertStatus",
+    "ImpactFacts",
+    "ResolvedRoute",
+    "Severity",
+    "SeverityPolicy",
+    "TimeInterval",
+]
 
 
 class IncidentStatus(StrEnum):
@@ -130,6 +140,9 @@ class IncidentState(Contract):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     # How many runs (continue-as-new generations) this incident has had.
     generation: int = 1
+    # Attached alerts: fingerprint → latest change, and which groups feed this incident.
+    alerts: dict[str, AlertChange] = Field(default_factory=dict)
+    alert_groups: list[str] = Field(default_factory=list)
 
 
 # --- workflow input / output ------------------------------------------------------------
@@ -261,3 +274,121 @@ class AllocatedNumber(Contract):
     """The reserved incident number."""
 
     number: int
+
+
+# --- alerts: groups and their incidents -----------------------------------------------------
+
+
+class GroupedAlert(Contract):
+    """An alert as delivered to its group, with the reason it is suppressed, if it is."""
+
+    alert: Alert
+    suppressed: str | None = None
+
+
+class AlertsArrived(Contract):
+    """Signal to an AlertGroupWorkflow: one batch's alerts for this group."""
+
+    alerts: list[GroupedAlert]
+    received_at: datetime
+
+
+class AlertGroupState(Contract):
+    """What a group knows; carried over continue-as-new."""
+
+    alerts: dict[str, Alert] = Field(default_factory=dict)
+    suppressed: dict[str, str] = Field(default_factory=dict)
+    # Fingerprint → the (status, starts_at, ends_at) last passed on to the incident.
+    reported: dict[str, str] = Field(default_factory=dict)
+    incident_id: str | None = None
+    cascade_of: str | None = None
+    # Start times of distinct firing alerts, for "N occurrences within a window".
+    firing_seen: dict[str, datetime] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    last_flush_at: datetime | None = None
+    duplicates: int = 0
+    all_resolved_reported: bool = False
+    declarations: int = 0
+
+
+class AlertGroupInput(Contract):
+    """AlertGroupWorkflow input: the route that owns the group, frozen at its start."""
+
+    group_key: str
+    route: ResolvedRoute
+    # Services whose open incidents a new group may attach to, nearest first:
+    # the route's own service, then what it depends on (transitively).
+    correlate_with: list[str] = Field(default_factory=list)
+    correlation_window: Duration = timedelta(hours=6)
+    # How long a group whose alerts all resolved stays, so a flapping alert rejoins it.
+    linger: Duration = timedelta(hours=1)
+    max_history_events: int = 10_000
+    carried: AlertGroupState | None = None
+
+
+class AlertChange(Contract):
+    """One alert's change as the incident timeline records it."""
+
+    fingerprint: str
+    alertname: str
+    status: AlertStatus
+    summary: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    suppressed: str | None = None
+    generator_url: str | None = None
+
+
+class AlertsChanged(Contract):
+    """Signal to an IncidentWorkflow: alerts of one group changed."""
+
+    group_key: str
+    changes: list[AlertChange]
+    all_resolved: bool = False
+    cascade_note: str | None = None
+    # The route's auto-resolve policy; None: resolve only incidents below SEV2.
+    auto_resolve: bool | None = None
+
+
+class CorrelateRequest(Contract):
+    """Activity input: is there an open incident this group belongs to?"""
+
+    services: list[str]
+    window: Duration
+
+
+class Correlation(Contract):
+    """Activity output: the incident to attach to, and why."""
+
+    incident_id: str | None = None
+    service: str | None = None
+    reason: str = ""
+
+
+class DeclareFromAlerts(Contract):
+    """Activity input: declare an incident for a group (idempotent by ``request_id``)."""
+
+    request_id: str
+    title: str
+    service: str
+    impact: ImpactFacts
+    summary: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class DeclaredIncident(Contract):
+    """Activity output."""
+
+    incident_id: str
+
+
+class AttachAlerts(Contract):
+    """Activity input: pass a group's alert changes to its incident."""
+
+    incident_id: str
+    changes: AlertsChanged
+
+
+# IncidentState refers to AlertChange, defined after it.
+IncidentState.model_rebuild()

@@ -16,9 +16,12 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
+    from workflows.alerts import AlertStatus
     from workflows.contracts import (
         Acknowledge,
         AddNote,
+        AlertChange,
+        AlertsChanged,
         AssignRole,
         Close,
         DeclareIncident,
@@ -34,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         UpdateResult,
     )
-    from workflows.lifecycle import Action, TransitionRefused, next_status
+    from workflows.lifecycle import Action, TransitionRefused, is_open, next_status
     from workflows.severity import ImpactFacts, ImpactLevel, Severity, classify
 
 # ApplicationError types the API maps to HTTP statuses; tests assert them.
@@ -43,6 +46,8 @@ INVALID_TRANSITION = "InvalidTransition"
 INVALID_REQUEST = "InvalidRequest"
 
 S = IncidentStatus
+# Without a route policy, an incident resolves with its alerts only below SEV2.
+AUTO_RESOLVE_SEVERITIES = frozenset({Severity.SEV3, Severity.SEV4})
 
 
 def _refuse(message: str, error_type: str) -> ApplicationError:
@@ -324,6 +329,73 @@ class IncidentWorkflow:
             actor=refusal.actor,
             data={"action": refusal.action, "reason": refusal.reason},
         )
+
+    @workflow.signal
+    def alerts_changed(self, msg: AlertsChanged) -> None:
+        """Alerts of a group attached to this incident fired, resolved or were suppressed."""
+        if self._closed():
+            workflow.logger.info("ignoring alerts for a closed incident from %s", msg.group_key)
+            return
+        if msg.group_key not in self._s.alert_groups:
+            self._s.alert_groups.append(msg.group_key)
+            if msg.cascade_note:
+                self._record("cascade", f"alerts attached as a {msg.cascade_note}")
+        fired_again = False
+        for change in msg.changes:
+            if self._s.alerts.get(change.fingerprint) == change:
+                continue  # a re-delivered signal (activity retry) changes nothing
+            self._s.alerts[change.fingerprint] = change
+            self._record_alert(change)
+            fired_again |= change.status is AlertStatus.FIRING
+        if fired_again and self._s.status is S.RESOLVED:
+            self._s.status = next_status(self._s.status, Action.REOPEN, self._s.id)
+            self._s.resolved_at = None
+            self._s.resolution_summary = None
+            self._publish()
+            self._record("reopened", "reopened: an alert is firing again")
+        if msg.all_resolved and self._all_alerts_resolved():
+            self._on_all_alerts_resolved(msg.auto_resolve)
+
+    def _record_alert(self, change: AlertChange) -> None:
+        data = {"fingerprint": change.fingerprint, "labels": change.labels}
+        if change.suppressed:
+            self._record(
+                "alert_suppressed",
+                f"alert {change.alertname} {change.status.value}, suppressed "
+                f"({change.suppressed}): {change.summary}",
+                data=data,
+            )
+        elif change.status is AlertStatus.FIRING:
+            self._record(
+                "alert_firing", f"alert {change.alertname} firing: {change.summary}", data=data
+            )
+        else:
+            self._record("alert_resolved", f"alert {change.alertname} resolved", data=data)
+
+    def _all_alerts_resolved(self) -> bool:
+        return all(c.status is AlertStatus.RESOLVED for c in self._s.alerts.values())
+
+    def _on_all_alerts_resolved(self, policy: bool | None) -> None:
+        if not is_open(self._s.status):
+            self._record("alerts_resolved", "all alerts resolved")
+            return
+        severity = self._s.severity
+        resolve = policy if policy is not None else severity in AUTO_RESOLVE_SEVERITIES
+        if not resolve:
+            why = (
+                "the route turns auto-resolve off"
+                if policy is False
+                else f"{severity.value} incidents are resolved by a person"
+            )
+            self._record("alerts_resolved", f"all alerts resolved; still open: {why}")
+            return
+        self._s.status = next_status(self._s.status, Action.RESOLVE, self._s.id)
+        now = workflow.now()
+        self._s.resolved_at = now
+        self._s.mitigated_at = self._s.mitigated_at or now
+        self._s.resolution_summary = "all alerts resolved"
+        self._publish()
+        self._record("resolved", "resolved automatically: all alerts resolved")
 
     # --- helpers -----------------------------------------------------------------------------
 

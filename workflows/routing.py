@@ -267,7 +267,8 @@ class ResolvedRoute(BaseModel):
     runbooks: list[str]
     auto_runbooks: list[str]
     declare: DeclareRule
-    auto_resolve: bool
+    # None: the default policy (incidents below SEV2 resolve when their alerts do).
+    auto_resolve: bool | None
     mute_time_intervals: list[str]
     active_time_intervals: list[str]
 
@@ -452,7 +453,7 @@ def _resolve(route: Route, parent: ResolvedRoute | None, path: tuple[int, ...]) 
         group_by: list[str] = []
         timings = (DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL)
         service = team = policy = None
-        declare, auto_resolve = DEFAULT_DECLARE, False
+        declare, auto_resolve = DEFAULT_DECLARE, None
     else:
         key, name = f"{parent.key}/{own_key}", route.name or own_key
         group_by = parent.group_by

@@ -138,7 +138,8 @@ def test_match_routes(labels: dict[str, str], expected: list[tuple[Any, ...]]) -
         ({"owner": "team-A", "env": "testing"}, "escalation_policy", "standard"),
         ({"group_by": "role", "env": "testing", "wait": "long"}, "escalation_policy", "roles"),
         ({"owner": "team-A"}, "declare", DEFAULT_DECLARE),
-        ({"owner": "team-A"}, "auto_resolve", False),
+        # Unset everywhere: None, the default policy (only incidents below SEV2 resolve).
+        ({"owner": "team-A"}, "auto_resolve", None),
         ({"owner": "team-B"}, "auto_resolve", True),
         (
             {"owner": "team-B"},

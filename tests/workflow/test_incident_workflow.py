@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,9 +21,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support import demo_config
 from worker.runner import build_worker
+from workflows.alerts import AlertStatus
 from workflows.contracts import (
     Acknowledge,
     AddNote,
+    AlertChange,
+    AlertsChanged,
     AssignRole,
     Close,
     DeclareIncident,
@@ -368,3 +371,122 @@ async def test_time_window_policy_works_inside_the_sandbox(client: Client, task_
     state = await handle.query(IncidentWorkflow.state)
     assert state.severity is Severity.SEV1
     assert state.severity_reason.startswith("rule 'any time': ")
+
+
+def _change(status: AlertStatus, name: str = "HighErrorRate", fp: str = "fp1") -> AlertChange:
+    return AlertChange(
+        fingerprint=fp,
+        alertname=name,
+        status=status,
+        summary="5xx above 5%",
+        starts_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        ends_at=datetime(2026, 11, 27, 9, 5, tzinfo=UTC)
+        if status is AlertStatus.RESOLVED
+        else None,
+    )
+
+
+async def test_alert_changes_go_on_the_timeline_once(client: Client, task_queue: str) -> None:
+    handle = await start(client, task_queue, declaration())
+    msg = AlertsChanged(group_key="g1", changes=[_change(AlertStatus.FIRING)])
+    await handle.signal(IncidentWorkflow.alerts_changed, msg)
+    await handle.signal(IncidentWorkflow.alerts_changed, msg)  # an activity retry
+    state = await handle.query(IncidentWorkflow.state)
+    assert [e.text for e in state.timeline if e.kind.startswith("alert")] == [
+        "alert HighErrorRate firing: 5xx above 5%"
+    ]
+    assert state.alert_groups == ["g1"]
+
+
+@pytest.mark.parametrize(
+    ("severity", "policy", "status", "last"),
+    [
+        (
+            Severity.SEV3,
+            None,
+            IncidentStatus.RESOLVED,
+            "resolved automatically: all alerts resolved",
+        ),
+        (
+            Severity.SEV1,
+            None,
+            IncidentStatus.DECLARED,
+            "all alerts resolved; still open: SEV1 incidents are resolved by a person",
+        ),
+        (
+            Severity.SEV1,
+            True,
+            IncidentStatus.RESOLVED,
+            "resolved automatically: all alerts resolved",
+        ),
+        (
+            Severity.SEV4,
+            False,
+            IncidentStatus.DECLARED,
+            "all alerts resolved; still open: the route turns auto-resolve off",
+        ),
+    ],
+)
+async def test_all_alerts_resolved_follows_the_auto_resolve_policy(
+    client: Client,
+    task_queue: str,
+    severity: Severity,
+    policy: bool | None,
+    status: IncidentStatus,
+    last: str,
+) -> None:
+    handle = await start(client, task_queue, declaration(severity=severity))
+    await handle.signal(
+        IncidentWorkflow.alerts_changed,
+        AlertsChanged(group_key="g1", changes=[_change(AlertStatus.FIRING)]),
+    )
+    await handle.signal(
+        IncidentWorkflow.alerts_changed,
+        AlertsChanged(
+            group_key="g1",
+            changes=[_change(AlertStatus.RESOLVED)],
+            all_resolved=True,
+            auto_resolve=policy,
+        ),
+    )
+    state = await handle.query(IncidentWorkflow.state)
+    assert state.status is status
+    assert state.timeline[-1].text == last
+
+
+async def test_an_alert_firing_again_reopens_a_resolved_incident(
+    client: Client, task_queue: str
+) -> None:
+    handle = await start(client, task_queue, declaration(severity=Severity.SEV3))
+    for status in (AlertStatus.FIRING, AlertStatus.RESOLVED):
+        await handle.signal(
+            IncidentWorkflow.alerts_changed,
+            AlertsChanged(group_key="g1", changes=[_change(status)], all_resolved=True),
+        )
+    assert (await handle.query(IncidentWorkflow.state)).status is IncidentStatus.RESOLVED
+    again = _change(AlertStatus.FIRING).model_copy(
+        update={"starts_at": datetime(2026, 11, 27, 9, 30, tzinfo=UTC)}
+    )
+    await handle.signal(
+        IncidentWorkflow.alerts_changed, AlertsChanged(group_key="g1", changes=[again])
+    )
+    state = await handle.query(IncidentWorkflow.state)
+    assert state.status is IncidentStatus.ACKNOWLEDGED
+    assert state.timeline[-1].text == "reopened: an alert is firing again"
+
+
+async def test_a_cascade_is_said_once(client: Client, task_queue: str) -> None:
+    handle = await start(client, task_queue, declaration())
+    for fp in ("a", "b"):
+        await handle.signal(
+            IncidentWorkflow.alerts_changed,
+            AlertsChanged(
+                group_key="g-checkout",
+                changes=[_change(AlertStatus.FIRING, fp=fp)],
+                cascade_note="likely cascade: checkout depends on orders-db",
+            ),
+        )
+    timeline = await handle.query(IncidentWorkflow.timeline)
+    assert [e.text for e in timeline if e.kind == "cascade"] == [
+        "alerts attached as a likely cascade: checkout depends on orders-db"
+    ]
