@@ -15,7 +15,7 @@ import asyncio
 import json
 import tempfile
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,19 @@ from worker.devserver import DevServer
 from worker.runner import build_worker
 from worker.settings import Settings
 from worker.temporal_client import connect
+from worker.wiring import activities
+from workflows.alert_group import AlertGroupWorkflow
+from workflows.alerts import Alert, AlertSource, AlertStatus, fingerprint
 from workflows.contracts import (
     Acknowledge,
     AddNote,
+    AlertGroupInput,
+    AlertsArrived,
     AllocateNumber,
     AssignRole,
     Close,
     DeclareIncident,
+    GroupedAlert,
     IncidentSettings,
     MarkMitigated,
     RefusalRecorded,
@@ -44,6 +50,7 @@ from workflows.contracts import (
     Severity,
 )
 from workflows.incident import IncidentWorkflow
+from workflows.routing import load_routing, match_routes
 from workflows.sequence import IncidentSequenceWorkflow
 from workflows.severity import ImpactFacts, ImpactLevel
 
@@ -156,7 +163,62 @@ async def sequence(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
     return {"incident-sequence": h}
 
 
+async def alert_group_to_incident(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """A warning alert group declares a SEV3, resolves it with its alerts, lingers, ends."""
+    tree = load_routing(
+        {
+            "group_by": ["service", "alertname"],
+            "group_wait": "0s",
+            "group_interval": "1s",
+            "service": "{labels.service}",
+            "declare": {},
+        }
+    )
+    labels = {"alertname": "SlowQueries", "service": "search", "severity": "warning"}
+    [route] = match_routes(tree, labels)
+    firing = Alert(
+        fingerprint=fingerprint(labels),
+        status=AlertStatus.FIRING,
+        labels=labels,
+        annotations={"summary": "p99 above 2s"},
+        starts_at=datetime(2026, 11, 27, 9, tzinfo=UTC),
+        source=AlertSource.ALERTMANAGER,
+    )
+    resolved = firing.model_copy(
+        update={"status": AlertStatus.RESOLVED, "ends_at": datetime(2026, 11, 27, 9, 7, tzinfo=UTC)}
+    )
+    group = await client.start_workflow(
+        AlertGroupWorkflow.run,
+        AlertGroupInput(
+            group_key="record/search",
+            route=route,
+            correlate_with=["search"],
+            linger=timedelta(seconds=2),
+        ),
+        id="alert-group-record-search",
+        task_queue=TASK_QUEUE,
+        start_signal="alerts",
+        start_signal_args=[
+            AlertsArrived(alerts=[GroupedAlert(alert=firing)], received_at=firing.starts_at)
+        ],
+    )
+    incident_id = None
+    while incident_id is None:
+        await asyncio.sleep(0.2)
+        incident_id = (await group.query(AlertGroupWorkflow.state)).incident_id
+    await group.signal(
+        AlertGroupWorkflow.alerts,
+        AlertsArrived(alerts=[GroupedAlert(alert=resolved)], received_at=resolved.starts_at),
+    )
+    await group.result()
+    return {
+        "alert-group-declares-resolves-lingers": group,
+        "incident-from-alerts-auto-resolved": client.get_workflow_handle(f"incident-{incident_id}"),
+    }
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "alert_group_to_incident": alert_group_to_incident,
     "full_lifecycle": full_lifecycle,
     "reopened_then_auto_closed": reopened_then_auto_closed,
     "continued_as_new": continued_as_new,
@@ -174,7 +236,8 @@ async def record(out: Path, only: str | None) -> list[Path]:
         await server.start()
         try:
             client = await connect(Settings(temporal_address=server.address))
-            async with build_worker(client, TASK_QUEUE):
+            acts = activities(client, demo_config(), TASK_QUEUE)
+            async with build_worker(client, TASK_QUEUE, acts):
                 for name, scenario in SCENARIOS.items():
                     if only and name != only:
                         continue

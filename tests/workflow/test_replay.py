@@ -32,6 +32,8 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-continued-as-new-run1",
         "incident-open-acknowledged",
         "incident-sequence",
+        "alert-group-declares-resolves-lingers",
+        "incident-from-alerts-auto-resolved",
     } <= names
 
 
