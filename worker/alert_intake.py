@@ -111,7 +111,7 @@ class AlertIntake:
         inp = AlertGroupInput(
             group_key=key,
             route=group.route,
-            correlate_with=self.correlation_targets(group.route.service),
+            correlate_with=self.config.dependency_closure(group.route.service),
             correlation_window=self.config.alerting.correlation_window,
             linger=self.config.alerting.group_linger,
         )
@@ -123,17 +123,3 @@ class AlertIntake:
             start_signal="alerts",
             start_signal_args=[AlertsArrived(alerts=group.alerts, received_at=received_at)],
         )
-
-    def correlation_targets(self, service: str | None) -> list[str]:
-        """The service, then everything it depends on, breadth first (nearest first)."""
-        if not service:
-            return []
-        order, queue = [service], [service]
-        while queue:
-            current = queue.pop(0)
-            entry = self.config.services.get(current)
-            for dep in entry.depends_on if entry else []:
-                if dep not in order:
-                    order.append(dep)
-                    queue.append(dep)
-        return order

@@ -269,6 +269,81 @@ def _action(path: str, body: Callable[[argparse.Namespace], dict[str, Any]]) -> 
     return run
 
 
+# --- alerts and routing -----------------------------------------------------------------------
+
+
+def cmd_route_test(args: argparse.Namespace) -> int:
+    """Which routes (and groups) an alert with these labels takes; no server needed."""
+    from worker.config import ConfigError, load_config
+    from workflows.routing import format_routes_table, group_key, match_routes, parse_label_args
+
+    try:
+        labels = parse_label_args(args.labels)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    path = args.config or (
+        Path(os.environ["FIRELINE_CONFIG"]) if "FIRELINE_CONFIG" in os.environ else None
+    )
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    routes = match_routes(config.routing, labels)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "route": r.model_dump(mode="json", by_alias=True),
+                        "group_key": group_key(r, labels),
+                    }
+                    for r in routes
+                ],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    print(format_routes_table(routes))
+    for r in routes:
+        print(f"\ngroup key  {group_key(r, labels)}")
+        targets = config.dependency_closure(r.service)
+        if len(targets) > 1:
+            print(f"correlates with open incidents of: {', '.join(targets)}")
+    print(f"\nconfig: {path or '(none: the default routing)'}")
+    return EXIT_OK
+
+
+def cmd_alert_send(args: argparse.Namespace) -> int:
+    """Fire or resolve a test alert through fireline's own alert endpoint."""
+    from workflows.routing import parse_label_args
+
+    try:
+        labels = parse_label_args(args.label or [])
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    labels.setdefault("alertname", args.alertname)
+    if args.service:
+        labels["service"] = args.service
+    if args.severity:
+        labels["severity"] = args.severity
+    alert: dict[str, Any] = {"labels": labels, "status": "resolved" if args.resolve else "firing"}
+    if args.summary:
+        alert["annotations"] = {"summary": args.summary}
+    if args.resolve:
+        alert["ends_at"] = datetime.now(UTC).isoformat()
+    result = _api(args).request("POST", "/v1/alerts", json=alert)
+    _emit(
+        args,
+        result,
+        lambda r: (
+            f"{alert['status']} {labels['alertname']} "
+            f"({', '.join(f'{k}={v}' for k, v in sorted(labels.items()) if k != 'alertname')}): "
+            f"{r['accepted']} accepted into {r['groups']} group(s)"
+        ),
+    )
+    return EXIT_OK
+
+
 # --- process commands ------------------------------------------------------------------------
 
 
@@ -464,6 +539,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--reason", required=True)
     action("close", "close a resolved incident now", "close", lambda a: {})
+
+    route = sub.add_parser("route", help="routing tools")
+    rsub = route.add_subparsers(dest="route_command", required=True, metavar="ACTION")
+    p = rsub.add_parser(
+        "test",
+        help="show the routes an alert with these labels takes (like amtool config routes test)",
+    )
+    p.add_argument("labels", nargs="+", metavar="LABEL=VALUE")
+    p.add_argument("--config", type=Path, help="config file (default: FIRELINE_CONFIG)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_route_test)
+
+    alert = sub.add_parser("alert", help="send test alerts")
+    asub = alert.add_subparsers(dest="alert_command", required=True, metavar="ACTION")
+    p = asub.add_parser("send", parents=[client], help="fire (or --resolve) a test alert")
+    p.add_argument("alertname")
+    p.add_argument("--service", help="the service label")
+    p.add_argument("--severity", help="the severity label (critical, error, warning, info)")
+    p.add_argument("--summary", help="the summary annotation")
+    p.add_argument("--label", action="append", metavar="LABEL=VALUE", help="repeatable")
+    p.add_argument("--resolve", action="store_true", help="send it resolved")
+    p.set_defaults(func=cmd_alert_send)
 
     p = sub.add_parser("replay", help="replay exported workflow histories against this code")
     p.add_argument("paths", nargs="+", metavar="PATH", help="history JSON files or directories")

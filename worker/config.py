@@ -277,6 +277,19 @@ class FirelineConfig(_Strict):
             settings=IncidentSettings(reopen_window=self.incidents.reopen_window),
         )
 
+    def dependency_closure(self, service: str | None) -> list[str]:
+        """The service, then everything it depends on, breadth first (nearest first)."""
+        if not service:
+            return []
+        order, queue = [service], [service]
+        while queue:
+            entry = self.services.get(queue.pop(0))
+            for dep in entry.depends_on if entry else []:
+                if dep not in order:
+                    order.append(dep)
+                    queue.append(dep)
+        return order
+
     def token_user(self, token: str) -> str | None:
         """The user a bearer token belongs to, or None. Constant-time comparison."""
         for entry in self.auth.tokens:

@@ -169,3 +169,27 @@ def test_json_output_is_json() -> None:
     done = run_cli("replay", "--json", "tests/histories/incident-sequence.json")
     assert done.returncode == 0
     assert json.loads(done.stdout)[0]["ok"] is True
+
+
+def test_route_test_shows_the_matching_route_and_group() -> None:
+    done = run_cli(
+        "route",
+        "test",
+        "alertname=CheckoutDown",
+        "service=checkout",
+        "severity=critical",
+        "--config",
+        "fireline.example.yaml",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ROUTE", "NAME", "MATCHERS"]
+    assert lines[1].split()[:4] == ["0", "critical", 'severity="critical"', "checkout"]
+    assert 'group key  {}/{severity="critical"}#0:' in done.stdout
+    assert "correlates with open incidents of: checkout, payments-api, orders-db" in done.stdout
+
+
+def test_route_test_rejects_a_malformed_label() -> None:
+    done = run_cli("route", "test", "service", "--config", "fireline.example.yaml")
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.startswith("fireline: malformed label 'service'")

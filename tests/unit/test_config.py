@@ -139,3 +139,20 @@ def test_snapshot_freezes_what_an_incident_needs() -> None:
         "tier-1",
     )
     assert config.snapshot("unlisted").service is None
+
+
+def test_dependency_closure_is_nearest_first_and_survives_cycles() -> None:
+    config = FirelineConfig.model_validate(
+        {
+            "services": {
+                "web": {"depends_on": ["api", "cdn"]},
+                "api": {"depends_on": ["db", "web"]},  # a cycle back to web
+                "cdn": {},
+                "db": {},
+            }
+        }
+    )
+    assert config.dependency_closure("web") == ["web", "api", "cdn", "db"]
+    assert config.dependency_closure("db") == ["db"]
+    assert config.dependency_closure("unlisted") == ["unlisted"]
+    assert config.dependency_closure(None) == []
