@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,10 +20,12 @@ from temporalio.service import RPCError
 
 from worker.config import FirelineConfig
 from worker.errors import Unavailable
+from worker.silence_service import SilenceService
 from workflows.alert_group import AlertGroupWorkflow
-from workflows.alerts import Alert, dedup_batch
+from workflows.alerts import Alert, AlertStatus, dedup_batch
 from workflows.contracts import AlertGroupInput, AlertsArrived, GroupedAlert
 from workflows.routing import ResolvedRoute, group_key, match_routes
+from workflows.suppression import Silence, is_inhibit_source, suppression
 from workflows.time_intervals import contains
 
 
@@ -49,21 +51,55 @@ class _Group:
 class AlertIntake:
     """Routes alerts into their groups."""
 
-    def __init__(self, client: Client, config: FirelineConfig, task_queue: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        config: FirelineConfig,
+        task_queue: str,
+        silences: SilenceService | None = None,
+    ) -> None:
         self.client = client
         self.config = config
         self.task_queue = task_queue
+        self.silences = silences or SilenceService(client, task_queue)
         self._intervals = {i.name: i for i in config.time_intervals}
+        # Firing alerts that can inhibit others. Per process: after a restart, inhibition
+        # resumes as sources fire again (suppressed or not, every alert is recorded).
+        self._sources: dict[str, Alert] = {}
 
-    def plan(self, alerts: Iterable[Alert], now: datetime) -> dict[str, _Group]:
-        """Route and group a batch without sending anything (also used by route tests)."""
+    def plan(
+        self, alerts: Iterable[Alert], now: datetime, silences: Sequence[Silence] = ()
+    ) -> dict[str, _Group]:
+        """Route, suppress and group a batch without sending anything."""
+        batch = dedup_batch(alerts)
+        self._track_sources(batch)
         groups: dict[str, _Group] = {}
-        for alert in dedup_batch(alerts):
+        for alert in batch:
+            reason = suppression(
+                alert,
+                now=now,
+                silences=silences,
+                firing=self._sources.values(),
+                inhibit_rules=self.config.inhibit_rules,
+                windows=self.config.maintenance_windows,
+                intervals=self._intervals,
+            )
             for route in match_routes(self.config.routing, alert.labels):
                 key = group_key(route, alert.labels)
                 group = groups.setdefault(key, _Group(route))
-                group.alerts.append(GroupedAlert(alert=alert, suppressed=self._muted(route, now)))
+                muted = reason.text if reason else self._muted(route, now)
+                group.alerts.append(GroupedAlert(alert=alert, suppressed=muted))
         return groups
+
+    def _track_sources(self, batch: Iterable[Alert]) -> None:
+        rules = self.config.inhibit_rules
+        if not rules:
+            return
+        for alert in batch:
+            if alert.status is AlertStatus.FIRING and is_inhibit_source(alert, rules):
+                self._sources[alert.fingerprint] = alert
+            else:
+                self._sources.pop(alert.fingerprint, None)
 
     def _muted(self, route: ResolvedRoute, now: datetime) -> str | None:
         # Alertmanager's mute/active time intervals: the alert is kept, marked, not acted on.
@@ -79,7 +115,8 @@ class AlertIntake:
 
     async def ingest(self, alerts: list[Alert], received_at: datetime) -> IntakeSummary:
         """Deliver a batch to its groups, starting the groups that do not exist yet."""
-        return await self._send(self.plan(alerts, received_at), received_at)
+        silences = await self.silences.list() if alerts else []
+        return await self._send(self.plan(alerts, received_at, silences), received_at)
 
     async def ingest_keyed(self, alerts: list[Alert], received_at: datetime, key: str) -> None:
         """Deliver alerts to ONE group named by ``key`` (PagerDuty's dedup_key model).
@@ -87,7 +124,8 @@ class AlertIntake:
         The route still decides service, timings and the declare rule; only the grouping
         is the sender's.
         """
-        planned = self.plan(alerts, received_at)
+        silences = await self.silences.list() if alerts else []
+        planned = self.plan(alerts, received_at, silences)
         if not planned:
             return
         first = next(iter(planned.values()))

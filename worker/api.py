@@ -10,6 +10,7 @@ loopback only) by the ``X-Fireline-User`` header.
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -26,6 +27,7 @@ from worker.config import FirelineConfig
 from worker.errors import FirelineError, Unauthorized
 from worker.incident_service import DeclareRequest, IncidentService, IncidentSummary
 from worker.metrics import Registry
+from worker.silence_service import SilenceService
 from workflows.contracts import (
     Acknowledge,
     AddNote,
@@ -41,8 +43,10 @@ from workflows.contracts import (
     Severity,
     UpdateResult,
 )
+from workflows.durations import Duration
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import is_open
+from workflows.suppression import AddSilence, ExpireSilence, Silence
 
 log = logging.getLogger("fireline.api")
 
@@ -100,6 +104,16 @@ class CloseBody(_Body):
     """No fields: close now."""
 
 
+class SilenceBody(_Body):
+    """Matchers (routing syntax) and a time span; ``duration`` or ``ends_at``."""
+
+    matchers: list[str] = Field(min_length=1)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    duration: Duration | None = None
+    comment: str = Field(min_length=1, max_length=2000)
+
+
 def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastAPI:
     """The API application, bound to a Temporal client and a loaded config."""
     service = IncidentService(client, config, task_queue)
@@ -118,7 +132,10 @@ def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastA
     app.state.service = service
     app.state.metrics = metrics
     _install_error_handlers(app)
-    app.include_router(alert_router(config, AlertIntake(client, config, task_queue), metrics))
+    silences = SilenceService(client, task_queue)
+    app.include_router(
+        alert_router(config, AlertIntake(client, config, task_queue, silences), metrics)
+    )
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus_metrics() -> str:
@@ -235,6 +252,38 @@ def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastA
         lambda b, a: Reopen(actor=a, reason=b.reason),
     )
     action("close", IncidentWorkflow.close, CloseBody, lambda b, a: Close(actor=a))
+
+    @app.post("/v1/silences", status_code=201, tags=["silences"])
+    async def add_silence(
+        body: SilenceBody,
+        actor: Caller,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> Silence:
+        """Mute matching alerts for a while; they are still recorded, with the silence named."""
+        return await silences.add(
+            AddSilence(
+                matchers=body.matchers,
+                starts_at=body.starts_at,
+                ends_at=body.ends_at,
+                duration=body.duration,
+                created_by=actor,
+                comment=body.comment,
+            ),
+            request_id=idempotency_key,
+        )
+
+    @app.get("/v1/silences", tags=["silences"])
+    async def list_silences(
+        _: Caller, include_expired: Annotated[bool, Query(alias="all")] = False
+    ) -> list[Silence]:
+        """Active and pending silences (``all=true``: expired ones too)."""
+        return await silences.list(include_expired)
+
+    @app.delete("/v1/silences/{silence_id}", tags=["silences"])
+    async def expire_silence(silence_id: str, actor: Caller) -> Silence:
+        """End a silence now."""
+        return await silences.expire(ExpireSilence(id=silence_id, actor=actor))
+
     return app
 
 

@@ -344,6 +344,74 @@ def cmd_alert_send(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    """Mute alerts that match, for a duration or until a time."""
+    body: dict[str, Any] = {"matchers": args.matchers, "comment": args.comment}
+    if args.until:
+        body["ends_at"] = args.until
+    else:
+        body["duration"] = args.duration
+    if args.starts:
+        body["starts_at"] = args.starts
+    silence = _api(args).request("POST", "/v1/silences", json=body)
+    _emit(
+        args,
+        silence,
+        lambda s: (
+            f"silence {s['id']} until {clock(s['ends_at'])}: "
+            + ", ".join(_matcher_text(m) for m in s["matchers"])
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    """Silences in a table."""
+    params = {"all": "true"} if args.all else {}
+    rows = _api(args).request("GET", "/v1/silences", params=params)
+    now = datetime.now(UTC)
+
+    def render(items: list[dict[str, Any]]) -> str:
+        if not items:
+            return "no silences"
+        return table(
+            ["id", "state", "matchers", "ends", "by", "comment"],
+            [
+                [
+                    s["id"],
+                    _silence_state(s, now),
+                    ", ".join(_matcher_text(m) for m in s["matchers"]),
+                    clock(s["ends_at"]),
+                    s["created_by"],
+                    s["comment"],
+                ]
+                for s in items
+            ],
+        )
+
+    _emit(args, rows, render)
+    return EXIT_OK
+
+
+def cmd_silence_expire(args: argparse.Namespace) -> int:
+    """End a silence now."""
+    silence = _api(args).request("DELETE", f"/v1/silences/{args.id}")
+    _emit(args, silence, lambda s: f"silence {s['id']} expired")
+    return EXIT_OK
+
+
+def _matcher_text(m: Any) -> str:
+    if isinstance(m, str):
+        return m
+    return f'{m["name"]}{m["type"]}"{m["value"]}"'
+
+
+def _silence_state(s: dict[str, Any], now: datetime) -> str:
+    if s.get("expired_at") or datetime.fromisoformat(s["ends_at"]) < now:
+        return "expired"
+    return "pending" if datetime.fromisoformat(s["starts_at"]) > now else "active"
+
+
 # --- process commands ------------------------------------------------------------------------
 
 
@@ -561,6 +629,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", metavar="LABEL=VALUE", help="repeatable")
     p.add_argument("--resolve", action="store_true", help="send it resolved")
     p.set_defaults(func=cmd_alert_send)
+
+    silence = sub.add_parser("silence", help="mute alerts for a while (add, list, expire)")
+    ssub = silence.add_subparsers(dest="silence_command", required=True, metavar="ACTION")
+    p = ssub.add_parser("add", parents=[client], help="mute alerts matching all MATCHERs")
+    p.add_argument("matchers", nargs="+", metavar="MATCHER", help='e.g. service="search"')
+    p.add_argument("--comment", required=True, help="why (shown wherever it mutes)")
+    p.add_argument("--duration", default="1h", help="how long (default 1h)")
+    p.add_argument("--until", help="end time (ISO 8601), instead of --duration")
+    p.add_argument("--starts", help="start time (ISO 8601; default now)")
+    p.set_defaults(func=cmd_silence_add)
+    p = ssub.add_parser("list", parents=[client], help="active and pending silences")
+    p.add_argument("--all", action="store_true", help="include expired ones")
+    p.set_defaults(func=cmd_silence_list)
+    p = ssub.add_parser("expire", parents=[client], help="end a silence now")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_silence_expire)
 
     p = sub.add_parser("replay", help="replay exported workflow histories against this code")
     p.add_argument("paths", nargs="+", metavar="PATH", help="history JSON files or directories")

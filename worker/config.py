@@ -33,6 +33,12 @@ from workflows.contracts import (
 from workflows.durations import Duration
 from workflows.routing import RoutingTree, default_tree
 from workflows.severity import default_policy
+from workflows.suppression import (
+    InhibitRule,
+    MaintenanceWindow,
+    check_interval_names,
+    check_names,
+)
 from workflows.time_intervals import TimeInterval
 
 
@@ -207,6 +213,10 @@ class FirelineConfig(_Strict):
     # in, for the severity policy.
     time_intervals: list[TimeInterval] = Field(default_factory=list)
     routing: RoutingTree = Field(default_factory=default_tree)
+    # Alertmanager inhibit_rules: a firing source alert mutes matching target alerts.
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    # Recurring windows (named time_intervals) in which matching alerts are muted.
+    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     alerting: Alerting = Field(default_factory=Alerting)
     integrations: dict[str, Integration] = Field(default_factory=dict)
 
@@ -260,6 +270,9 @@ class FirelineConfig(_Strict):
         names = [i.name for i in self.time_intervals]
         for name in sorted({n for n in names if names.count(n) > 1}):
             yield f"time_intervals: '{name}' is defined more than once"
+        intervals = {i.name: i for i in self.time_intervals}
+        yield from check_interval_names(self.maintenance_windows, intervals)
+        yield from check_names(self.inhibit_rules, self.maintenance_windows)
         for route in self.routing.walk():
             for name in (*route.mute_time_intervals, *route.active_time_intervals):
                 yield from missing("time interval", names, name, f"routing: route '{route.name}'")

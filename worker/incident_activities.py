@@ -75,12 +75,10 @@ class IncidentActivities:
             labels=req.labels,
         )
         try:
-            state = await self.service.declare(
-                request, None, request_id=req.request_id, from_alerts=True
-            )
+            incident_id = await self.service.declare_id(request, request_id=req.request_id)
         except FirelineError as exc:
             raise _permanent(exc) from None
-        return DeclaredIncident(incident_id=state.id)
+        return DeclaredIncident(incident_id=incident_id)
 
     @activity.defn(name="incidents.attach_alerts")
     async def attach_alerts(self, req: AttachAlerts) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -107,22 +108,35 @@ class IncidentService:
         self.client = client
         self.config = config
         self.task_queue = task_queue
+        # The counter is one workflow and Temporal limits in-flight Updates per workflow
+        # (10 by default): a storm of declarations queues here instead of being refused.
+        self._allocating = asyncio.Lock()
 
     # --- declare -----------------------------------------------------------------------------
 
-    async def declare(
+    async def declare(self, req: DeclareRequest, actor: str | None) -> IncidentState:
+        """Open a new incident for a person and return its first state."""
+        handle = await self._open(req, actor, request_id=None, from_alerts=False)
+        return await self._first_state(handle)
+
+    async def declare_id(self, req: DeclareRequest, *, request_id: str) -> str:
+        """Open an incident for an alert group; idempotent by ``request_id``.
+
+        A retry (an activity running twice) gets the incident the first call opened. Only
+        the id comes back: waiting for the first state would cost a round trip per
+        declaration in an alert storm.
+        """
+        handle = await self._open(req, None, request_id=request_id, from_alerts=True)
+        return handle.id.removeprefix("incident-")
+
+    async def _open(
         self,
         req: DeclareRequest,
         actor: str | None,
         *,
-        request_id: str | None = None,
-        from_alerts: bool = False,
-    ) -> IncidentState:
-        """Open a new incident and return its first state.
-
-        With ``request_id`` the call is idempotent: a retry (an activity running twice)
-        returns the incident the first call opened instead of opening another.
-        """
+        request_id: str | None,
+        from_alerts: bool,
+    ) -> WorkflowHandle[Any, Any]:
         self._check_declaration(req, actor, from_alerts=from_alerts)
         for attempt in range(5):
             update_id = f"{request_id}#{attempt}" if request_id else None
@@ -161,13 +175,13 @@ class IncidentService:
             except WorkflowAlreadyStartedError:
                 existing = self.client.get_workflow_handle(workflow_id(incident_id))
                 if request_id and await _started_by(existing, request_id):
-                    return await self._first_state(existing)
+                    return existing
                 # The counter is behind existing incidents (e.g. its history was reset):
                 # take the next number rather than fail the declaration.
                 log.warning("%s already exists; allocating another number", incident_id)
                 continue
             log.info("declared by %s", actor or "fireline", extra={"incident_id": incident_id})
-            return await self._first_state(handle)
+            return handle
         raise Unavailable("could not allocate a free incident number after 5 attempts")
 
     def _check_declaration(
@@ -191,17 +205,29 @@ class IncidentService:
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
-        result: AllocatedNumber = await self._call(
-            self.client.execute_update_with_start_workflow(
-                IncidentSequenceWorkflow.allocate,
-                AllocateNumber(requested_by=actor),
-                start_workflow_operation=start,
-                # Update ids deduplicate: a retried request gets the number it already has.
-                id=update_id,
-                rpc_timeout=UPDATE_TIMEOUT,
-            )
-        )
-        return result.number
+        delay = 0.05
+        async with self._allocating:
+            for attempt in range(8):
+                try:
+                    result: AllocatedNumber = await self.client.execute_update_with_start_workflow(
+                        IncidentSequenceWorkflow.allocate,
+                        AllocateNumber(requested_by=actor),
+                        start_workflow_operation=start,
+                        # Update ids deduplicate: a retried request gets the number it has.
+                        id=update_id,
+                        rpc_timeout=UPDATE_TIMEOUT,
+                    )
+                    return result.number
+                except RPCError as exc:
+                    # Other processes may still crowd the counter, and it aborts in-flight
+                    # Updates when it continues as new: both pass, so wait and try again.
+                    if not _contended(exc) or attempt == 7:
+                        raise self._translate(exc, None) from None
+                    await asyncio.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 2.0)
+                except WorkflowUpdateRPCTimeoutOrCancelledError:
+                    raise Unavailable(self._no_worker()) from None
+        raise Unavailable("the incident counter stayed busy; try again")
 
     async def _first_state(self, handle: WorkflowHandle[Any, Any]) -> IncidentState:
         # A query needs the first workflow task done; until then the server says so.
@@ -327,6 +353,10 @@ class IncidentService:
 async def _started_by(handle: WorkflowHandle[Any, Any], request_id: str) -> bool:
     memo = await (await handle.describe()).memo()
     return memo.get("request_id") == request_id
+
+
+def _contended(exc: RPCError) -> bool:
+    return exc.status == RPCStatusCode.RESOURCE_EXHAUSTED or "aborted" in exc.message
 
 
 def _not_ready_yet(exc: BaseException) -> bool:

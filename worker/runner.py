@@ -12,8 +12,14 @@ from temporalio.worker import Worker
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.sequence import IncidentSequenceWorkflow
+from workflows.silences import SilenceStoreWorkflow
 
-WORKFLOWS: Sequence[type] = (IncidentWorkflow, IncidentSequenceWorkflow, AlertGroupWorkflow)
+WORKFLOWS: Sequence[type] = (
+    IncidentWorkflow,
+    IncidentSequenceWorkflow,
+    AlertGroupWorkflow,
+    SilenceStoreWorkflow,
+)
 
 
 def build_worker(

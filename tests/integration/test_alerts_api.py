@@ -14,10 +14,13 @@ import pytest
 from temporalio.client import Client
 
 from tests.support import eventually
+from worker.alert_intake import group_workflow_id
 from worker.api import create_app
 from worker.config import FirelineConfig
 from worker.runner import build_worker
 from worker.wiring import activities
+from workflows.alert_group import AlertGroupWorkflow
+from workflows.routing import group_key, match_routes
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +58,22 @@ def config(**extra: Any) -> FirelineConfig:
                     {"matchers": ['severity="critical"'], "declare": {"min_severity": "critical"}}
                 ],
             },
+            "time_intervals": [{"name": "always", "time_intervals": [{}]}],
+            "maintenance_windows": [
+                {
+                    "name": "batch-patching",
+                    "matchers": ['service="batch"'],
+                    "time_intervals": ["always"],
+                }
+            ],
+            "inhibit_rules": [
+                {
+                    "name": "cluster-down-mutes-critical",
+                    "source_matchers": ['alertname="ClusterDown"'],
+                    "target_matchers": ['severity="critical"'],
+                    "equal": ["cluster"],
+                }
+            ],
             **extra,
         }
     )
@@ -323,3 +342,99 @@ async def test_integrations_require_their_credentials(dev_client: Client) -> Non
         )
         assert unknown_key.status_code == 400
         assert unknown_key.json()["errors"] == ["routing_key: no integration has this routing key"]
+
+
+async def suppressed_reasons(dev_client: Client, labels: dict[str, str]) -> list[str]:
+    [route] = match_routes(config().routing, labels)
+    handle = dev_client.get_workflow_handle(group_workflow_id(group_key(route, labels)))
+    state = await handle.query(AlertGroupWorkflow.state)
+    return list(state.suppressed.values())
+
+
+async def test_a_silence_mutes_matching_alerts_and_says_so(
+    api: httpx.AsyncClient, dev_client: Client
+) -> None:
+    created = await api.post(
+        "/v1/silences",
+        json={"matchers": ['service="billing"'], "duration": "2h", "comment": "billing migration"},
+        headers=ALICE,
+    )
+    assert created.status_code == 201, created.text
+    silence = created.json()
+    assert silence["created_by"] == "alice"
+    listed = (await api.get("/v1/silences", headers=ALICE)).json()
+    assert silence["id"] in [s["id"] for s in listed]
+
+    body = am_payload(service="billing", alertname="InvoiceFailures")
+    assert (await api.post("/v1/alerts/alertmanager", json=body)).status_code == 200
+    labels = body["alerts"][0]["labels"]
+
+    async def muted() -> None:
+        reasons = await suppressed_reasons(dev_client, labels)
+        assert len(reasons) == 1
+        assert reasons[0].startswith(
+            f'silenced by {silence["id"][:8]}… (alice: "billing migration"'
+        )
+
+    await eventually(muted)
+    assert await incidents_for(api, "billing") == []
+
+    expired = await api.delete(f"/v1/silences/{silence['id']}", headers=ALICE)
+    assert expired.status_code == 200
+    again = await api.delete(f"/v1/silences/{silence['id']}", headers=ALICE)
+    assert again.status_code == 409
+    missing = await api.delete("/v1/silences/no-such-silence", headers=ALICE)
+    assert (missing.status_code, missing.json()["reason"]) == (
+        404,
+        "unknown silence 'no-such-silence'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"matchers": ['service="x"'], "duration": "1h"}, 422, "comment: Field required"),
+        ({"matchers": [], "duration": "1h", "comment": "c"}, 422, "matchers"),
+        ({"matchers": ['service=~"("'], "duration": "1h", "comment": "c"}, 400, "service"),
+        ({"matchers": ['service=~".*"'], "duration": "1h", "comment": "c"}, 400, "every alert"),
+    ],
+)
+async def test_bad_silences_are_refused_with_the_reason(
+    api: httpx.AsyncClient, body: dict[str, Any], status: int, fragment: str
+) -> None:
+    response = await api.post("/v1/silences", json=body, headers=ALICE)
+    assert response.status_code == status, response.text
+    assert fragment in response.json()["reason"]
+
+
+async def test_a_maintenance_window_mutes_its_alerts(
+    api: httpx.AsyncClient, dev_client: Client
+) -> None:
+    body = am_payload(service="batch", alertname="JobsLate")
+    assert (await api.post("/v1/alerts/alertmanager", json=body)).status_code == 200
+
+    async def muted() -> None:
+        assert await suppressed_reasons(dev_client, body["alerts"][0]["labels"]) == [
+            "in maintenance window 'batch-patching' (time interval 'always')"
+        ]
+
+    await eventually(muted)
+    assert await incidents_for(api, "batch") == []
+
+
+async def test_an_inhibiting_alert_mutes_its_targets(
+    api: httpx.AsyncClient, dev_client: Client
+) -> None:
+    source = am_payload(service="k8s", alertname="ClusterDown", severity="warning")
+    source["alerts"][0]["labels"]["cluster"] = "eu1"
+    assert (await api.post("/v1/alerts/alertmanager", json=source)).status_code == 200
+    target = am_payload(service="catalog", alertname="CatalogDown")
+    target["alerts"][0]["labels"]["cluster"] = "eu1"
+    assert (await api.post("/v1/alerts/alertmanager", json=target)).status_code == 200
+
+    async def muted() -> None:
+        [reason] = await suppressed_reasons(dev_client, target["alerts"][0]["labels"])
+        assert reason.startswith("inhibited by ClusterDown")
+
+    await eventually(muted)
+    assert await incidents_for(api, "catalog") == []
