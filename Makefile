@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 
 export FIRELINE_CONFIG ?= fireline.example.yaml
 
-.PHONY: run test lint typecheck unit histories clean help
+.PHONY: run test lint typecheck system-packages histories bench clean help
 
 help:
 	@echo "make run        start Temporal dev server + worker + API (Ctrl-C stops all)"
 	@echo "make test       lint, type-check and run every test"
 	@echo "make histories  re-record tests/histories/ from the workflow scenarios"
+	@echo "make bench      run the benchmarks in bench/ (prints figures beside baselines)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +34,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# Prometheus and Alertmanager (Debian packages) run for real in the end-to-end tests.
+system-packages:
+	./.ci/install-system-packages
+
+test: lint typecheck system-packages
 	$(BIN)/pytest
 
 histories: $(STAMP)
 	$(BIN)/python -m tests.record_histories
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.alert_storm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
