@@ -49,7 +49,7 @@ from workflows.contracts import (
     UpdateResult,
 )
 from workflows.incident import INVALID_REQUEST, INVALID_TRANSITION, UNKNOWN_USER, IncidentWorkflow
-from workflows.sequence import SEQUENCE_WORKFLOW_ID, IncidentSequenceWorkflow
+from workflows.sequence import IncidentSequenceWorkflow, sequence_workflow_id
 
 log = logging.getLogger("fireline.incidents")
 
@@ -138,9 +138,11 @@ class IncidentService:
         from_alerts: bool,
     ) -> WorkflowHandle[Any, Any]:
         self._check_declaration(req, actor, from_alerts=from_alerts)
+        at_least = 0
         for attempt in range(5):
             update_id = f"{request_id}#{attempt}" if request_id else None
-            incident_id = f"INC-{await self._allocate_number(actor, update_id)}"
+            number = await self._allocate_number(actor, update_id, at_least)
+            incident_id = f"INC-{number}"
             inp = DeclareIncident(
                 id=incident_id,
                 title=req.title,
@@ -176,13 +178,23 @@ class IncidentService:
                 existing = self.client.get_workflow_handle(workflow_id(incident_id))
                 if request_id and await _started_by(existing, request_id):
                     return existing
-                # The counter is behind existing incidents (e.g. its history was reset):
-                # take the next number rather than fail the declaration.
-                log.warning("%s already exists; allocating another number", incident_id)
+                # The counter is behind the incidents that exist (a new task queue, a reset
+                # history): jump past them in one step rather than probe one by one.
+                at_least = max(number + 1, await self._incident_count() + 1)
+                log.warning("%s already exists; the counter moves to %d", incident_id, at_least)
                 continue
             log.info("declared by %s", actor or "fireline", extra={"incident_id": incident_id})
             return handle
         raise Unavailable("could not allocate a free incident number after 5 attempts")
+
+    async def _incident_count(self) -> int:
+        try:
+            count = await self.client.count_workflows(
+                "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus != 'ContinuedAsNew'"
+            )
+        except RPCError:
+            return 0
+        return count.count
 
     def _check_declaration(
         self, req: DeclareRequest, actor: str | None, *, from_alerts: bool
@@ -197,11 +209,13 @@ class IncidentService:
             known = ", ".join(sorted(cfg.services))
             raise BadRequest(f"service: unknown service '{req.service}'; known services: {known}")
 
-    async def _allocate_number(self, actor: str | None, update_id: str | None) -> int:
+    async def _allocate_number(
+        self, actor: str | None, update_id: str | None, at_least: int
+    ) -> int:
         start = WithStartWorkflowOperation(
             IncidentSequenceWorkflow.run,
             SequenceInput(),
-            id=SEQUENCE_WORKFLOW_ID,
+            id=sequence_workflow_id(self.task_queue),
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
@@ -211,7 +225,7 @@ class IncidentService:
                 try:
                     result: AllocatedNumber = await self.client.execute_update_with_start_workflow(
                         IncidentSequenceWorkflow.allocate,
-                        AllocateNumber(requested_by=actor),
+                        AllocateNumber(requested_by=actor, at_least=at_least),
                         start_workflow_operation=start,
                         # Update ids deduplicate: a retried request gets the number it has.
                         id=update_id,

@@ -265,9 +265,11 @@ class SequenceInput(Contract):
 
 
 class AllocateNumber(Contract):
-    """Update: reserve the next incident number."""
+    """Update: reserve the next incident number, and never one below ``at_least``."""
 
     requested_by: str | None = None
+    # Set after a collision with an existing incident, so the counter jumps past it.
+    at_least: int = 0
 
 
 class AllocatedNumber(Contract):

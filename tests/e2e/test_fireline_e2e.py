@@ -36,7 +36,7 @@ def e2e_config() -> FirelineConfig:
         {
             "users": {"alice": {"name": "Alice Example", "email": "alice@example.com"}},
             "teams": {"payments": {"members": ["alice"]}},
-            "services": {"checkout": {"owner_team": "payments", "tier": "tier-1"}},
+            "services": {"cart": {"owner_team": "payments", "tier": "tier-1"}},
             "routing": {
                 "group_by": ["service", "alertname"],
                 "group_wait": "0s",
@@ -86,19 +86,19 @@ async def test_prometheus_rule_to_alertmanager_to_incident_and_back(
         bearer_token=TOKEN,
         repeat_interval="1h",
     )
-    stack.metrics.set("checkout_error_ratio", 0.01, labels={"service": "checkout"})
+    stack.metrics.set("checkout_error_ratio", 0.01, labels={"service": "cart"})
     async with httpx.AsyncClient(base_url=fireline_url, timeout=10) as api:
 
         async def incidents() -> list[dict[str, Any]]:
             rows: list[dict[str, Any]] = (
                 await api.get(
-                    "/v1/incidents", params={"service": "checkout", "all": "true"}, headers=ALICE
+                    "/v1/incidents", params={"service": "cart", "all": "true"}, headers=ALICE
                 )
             ).json()
             return rows
 
         assert await incidents() == []
-        stack.metrics.set("checkout_error_ratio", 0.4, labels={"service": "checkout"})
+        stack.metrics.set("checkout_error_ratio", 0.4, labels={"service": "cart"})
 
         async def declared() -> dict[str, Any]:
             rows = await incidents()
@@ -110,7 +110,7 @@ async def test_prometheus_rule_to_alertmanager_to_incident_and_back(
         assert row["title"] == "CheckoutErrorRatioHigh: checkout 5xx ratio above 5%"
         assert row["severity"] == "SEV1"  # critical on a tier-1 service
 
-        stack.metrics.set("checkout_error_ratio", 0.0, labels={"service": "checkout"})
+        stack.metrics.set("checkout_error_ratio", 0.0, labels={"service": "cart"})
 
         async def resolved() -> list[str]:
             state = (await api.get(f"/v1/incidents/{row['id']}", headers=ALICE)).json()
@@ -134,7 +134,7 @@ async def test_alertmanager_without_the_token_is_refused(
                 {
                     "labels": {
                         "alertname": "Unauthorised",
-                        "service": "checkout",
+                        "service": "cart",
                         "severity": "critical",
                     }
                 }

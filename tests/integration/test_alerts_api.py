@@ -35,7 +35,7 @@ def config(**extra: Any) -> FirelineConfig:
             "users": {"alice": {"name": "Alice Example", "email": "alice@example.com"}},
             "teams": {"payments": {"members": ["alice"]}},
             "services": {
-                "checkout": {
+                "shop": {
                     "owner_team": "payments",
                     "tier": "tier-1",
                     "depends_on": ["orders-db"],
@@ -141,7 +141,7 @@ async def incidents_for(api: httpx.AsyncClient, service: str) -> list[dict[str, 
 async def test_a_critical_alert_declares_one_incident_and_redelivery_changes_nothing(
     api: httpx.AsyncClient,
 ) -> None:
-    body = am_payload(service="checkout", alertname="CheckoutErrors")
+    body = am_payload(service="shop", alertname="CheckoutErrors")
     first = await api.post("/v1/alerts/alertmanager", json=body)
     assert first.status_code == 200, first.text
     assert first.json()["accepted"] == 1
@@ -149,16 +149,14 @@ async def test_a_critical_alert_declares_one_incident_and_redelivery_changes_not
 
     async def declared() -> dict[str, Any]:
         rows = [
-            r
-            for r in await incidents_for(api, "checkout")
-            if r["title"].startswith("CheckoutErrors")
+            r for r in await incidents_for(api, "shop") if r["title"].startswith("CheckoutErrors")
         ]
         assert len(rows) == 1, rows
         assert rows[0]["severity"] is not None  # classified and published by the workflow
         return rows[0]
 
     row = await eventually(declared)
-    assert row["title"] == "CheckoutErrors: CheckoutErrors on checkout"
+    assert row["title"] == "CheckoutErrors: CheckoutErrors on shop"
     assert row["severity"] == "SEV1"  # critical → partial outage on a tier-1 service
 
     async def timeline_has_the_alert() -> list[dict[str, Any]]:
@@ -169,7 +167,7 @@ async def test_a_critical_alert_declares_one_incident_and_redelivery_changes_not
 
     await eventually(timeline_has_the_alert)
 
-    resolved = am_payload(service="checkout", alertname="CheckoutErrors", status="resolved")
+    resolved = am_payload(service="shop", alertname="CheckoutErrors", status="resolved")
     assert (await api.post("/v1/alerts/alertmanager", json=resolved)).status_code == 200
 
     async def resolved_on_timeline() -> None:
@@ -189,11 +187,11 @@ async def test_a_critical_alert_declares_one_incident_and_redelivery_changes_not
 async def test_a_warning_is_grouped_and_recorded_without_an_incident(
     api: httpx.AsyncClient,
 ) -> None:
-    body = am_payload(service="search", alertname="SlowQueries", severity="warning")
+    body = am_payload(service="finder", alertname="SlowQueries", severity="warning")
     response = await api.post("/v1/alerts/alertmanager", json=body)
     assert response.status_code == 200
     assert response.json()["groups"] == 1
-    assert await incidents_for(api, "search") == []
+    assert await incidents_for(api, "finder") == []
 
 
 async def test_an_alert_on_a_dependent_service_joins_the_open_incident_as_a_cascade(
@@ -227,7 +225,7 @@ async def test_an_alert_on_a_dependent_service_joins_the_open_incident_as_a_casc
 async def test_a_mixed_batch_keeps_the_valid_alerts_and_names_the_bad_one(
     api: httpx.AsyncClient,
 ) -> None:
-    body = am_payload(service="search", alertname="IndexLag", severity="warning")
+    body = am_payload(service="finder", alertname="IndexLag", severity="warning")
     bad = copy.deepcopy(body["alerts"][0])
     bad["labels"] = {"service": "search"}  # no alertname
     body["alerts"].append(bad)
@@ -318,7 +316,7 @@ async def test_integrations_require_their_credentials(dev_client: Client) -> Non
     digest = hashlib.sha256(b"am-token").hexdigest()
     cfg = config(integrations={"prod-am": {"kind": "alertmanager", "token": {"sha256": digest}}})
     async with _http(cfg, dev_client) as api:
-        body = am_payload(service="search", alertname="Noise", severity="info")
+        body = am_payload(service="finder", alertname="Noise", severity="info")
         missing = await api.post("/v1/alerts/alertmanager", json=body)
         assert missing.status_code == 401
         assert missing.json()["reason"].startswith(

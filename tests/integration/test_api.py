@@ -276,3 +276,16 @@ async def test_openapi_documents_every_incident_route(api: httpx.AsyncClient) ->
     paths = (await api.get("/openapi.json")).json()["paths"]
     for action in ("acknowledge", "roles", "severity", "notes", "mitigate", "resolve"):
         assert f"/v1/incidents/{{incident_id}}/{action}" in paths
+
+
+async def test_a_new_task_queue_counter_jumps_past_existing_incidents(
+    api: httpx.AsyncClient, dev_client: Client
+) -> None:
+    existing = int((await declare(api))["id"].removeprefix("INC-"))
+    # A worker on another queue starts its own counter at 1, which collides with INC-1.
+    other = "fireline-api-tests-moved"
+    async with build_worker(dev_client, other), _http(demo_config(), dev_client, other) as moved:
+        state = await declare(moved)
+    number = int(state["id"].removeprefix("INC-"))
+    assert number > existing
+    assert state["title"] == "Checkout errors"
