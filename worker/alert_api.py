@@ -33,6 +33,8 @@ from worker.metrics import Registry
 from workflows.alerts import Alert, AlertSource
 
 MAX_BODY = 10 * 1024 * 1024
+# normalise_alertmanager / normalise_fireline: (body, *, integration, received_at) → result.
+Normaliser = Callable[..., IngestResult]
 SIGNATURE_HEADERS = ("X-Fireline-Signature", "X-Grafana-Alerting-Signature")
 
 
@@ -74,35 +76,28 @@ def alert_router(config: FirelineConfig, intake: AlertIntake, metrics: Registry)
         body = {**result.response_body(), **summary.model_dump(exclude={"accepted"})}
         return JSONResponse(body, status_code=422 if result.rejected else 200)
 
-    @router.post("/v1/alerts/alertmanager")
-    async def alertmanager(request: Request) -> JSONResponse:
-        """Alertmanager webhook (payload version 4) and Grafana's Alertmanager-style webhook."""
-        source = "alertmanager"
+    async def ingest(request: Request, source: str, normalise: Normaliser) -> JSONResponse:
+        """Authenticate, normalise, route: the path both JSON alert formats share."""
         raw = await body_of(request)
         integration = _counting(metrics, source, lambda: authenticate(request, raw, source))
         result = _counting(
             metrics,
             source,
-            lambda: normalise_alertmanager(
+            lambda: normalise(
                 load_json(raw), integration=integration, received_at=datetime.now(UTC)
             ),
         )
         return await accept(result, source, _labels(config, integration))
 
+    @router.post("/v1/alerts/alertmanager")
+    async def alertmanager(request: Request) -> JSONResponse:
+        """Alertmanager webhook (payload version 4) and Grafana's Alertmanager-style webhook."""
+        return await ingest(request, "alertmanager", normalise_alertmanager)
+
     @router.post("/v1/alerts")
     async def fireline_alerts(request: Request) -> JSONResponse:
         """fireline's own JSON: one alert or a list of alerts."""
-        source = "fireline"
-        raw = await body_of(request)
-        integration = _counting(metrics, source, lambda: authenticate(request, raw, source))
-        result = _counting(
-            metrics,
-            source,
-            lambda: normalise_fireline(
-                load_json(raw), integration=integration, received_at=datetime.now(UTC)
-            ),
-        )
-        return await accept(result, source, _labels(config, integration))
+        return await ingest(request, "fireline", normalise_fireline)
 
     @router.post("/v2/enqueue", status_code=202)
     async def pagerduty(request: Request) -> JSONResponse:
