@@ -127,10 +127,15 @@ def alert_router(config: FirelineConfig, intake: AlertIntake, metrics: Registry)
         )
         alerts = [_with_labels(a, _labels(config, name)) for a in result.accepted]
         # PagerDuty's model: one dedup_key, one alert group, whatever the event action.
-        await intake.ingest_keyed(
-            alerts, result.received_at, key=f"pagerduty/{name or '-'}/{result.dedup_key}"
-        )
-        metrics.alerts.inc(max(len(alerts), 1), source=source, outcome="accepted")
+        key = f"pagerduty/{name or '-'}/{result.dedup_key}"
+        if result.acks:
+            by = f"the source ({name or 'pagerduty events'})"
+            found = await intake.acknowledge_keyed(key, by, result.received_at)
+            # PagerDuty answers 202 for a key it has never seen; so do we, but counted.
+            metrics.alerts.inc(source=source, outcome="acknowledged" if found else "unmatched_ack")
+        else:
+            await intake.ingest_keyed(alerts, result.received_at, key=key)
+            metrics.alerts.inc(len(alerts), source=source, outcome="accepted")
         return JSONResponse(result.pagerduty_response(), status_code=202)
 
     return router

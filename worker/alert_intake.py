@@ -16,7 +16,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from worker.config import FirelineConfig
 from worker.errors import Unavailable
@@ -131,6 +131,20 @@ class AlertIntake:
         first = next(iter(planned.values()))
         merged = _Group(first.route, [a for g in planned.values() for a in g.alerts])
         await self._send({key: merged}, received_at)
+
+    async def acknowledge_keyed(self, key: str, by: str, received_at: datetime) -> bool:
+        """Pass an acknowledgement to the group named by ``key``; False if there is none."""
+        handle = self.client.get_workflow_handle(group_workflow_id(key))
+        try:
+            await handle.signal(
+                AlertGroupWorkflow.alerts,
+                AlertsArrived(alerts=[], received_at=received_at, acknowledged_by=by),
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise Unavailable(f"Temporal did not take the acknowledgement: {exc.message}") from None
+        return True
 
     async def _send(self, groups: dict[str, _Group], received_at: datetime) -> IntakeSummary:
         try:

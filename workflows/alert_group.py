@@ -108,6 +108,9 @@ class AlertGroupWorkflow:
     @workflow.signal
     def alerts(self, batch: AlertsArrived) -> None:
         """Merge a batch; identical re-deliveries are counted and otherwise ignored."""
+        if batch.acknowledged_by:
+            self._s.ack_pending = batch.acknowledged_by
+            self._dirty = True
         for grouped in batch.alerts:
             alert = grouped.alert
             known = self._s.alerts.get(alert.fingerprint)
@@ -153,7 +156,8 @@ class AlertGroupWorkflow:
         assert self._s.incident_id is not None
         changes = self._unreported_changes()
         all_resolved = self._all_resolved() and not self._s.all_resolved_reported
-        if not changes and not all_resolved:
+        ack = self._s.ack_pending
+        if not changes and not all_resolved and not ack:
             return True
         note = None
         if self._s.cascade_of:
@@ -168,6 +172,7 @@ class AlertGroupWorkflow:
                     all_resolved=all_resolved,
                     cascade_note=note,
                     auto_resolve=self._route.auto_resolve,
+                    acknowledged_by=ack,
                 ),
             ),
             result_type=bool,
@@ -179,6 +184,8 @@ class AlertGroupWorkflow:
         for change in changes:
             self._s.reported[change.fingerprint] = _state_key(self._s.alerts[change.fingerprint])
         self._s.all_resolved_reported = self._s.all_resolved_reported or all_resolved
+        if ack == self._s.ack_pending:
+            self._s.ack_pending = None
         return True
 
     async def _find_or_declare_incident(self) -> None:

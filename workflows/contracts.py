@@ -293,6 +293,8 @@ class AlertsArrived(Contract):
 
     alerts: list[GroupedAlert]
     received_at: datetime
+    # Set by an acknowledge event at the source (PagerDuty Events API): who acknowledged.
+    acknowledged_by: str | None = None
 
 
 class AlertGroupState(Contract):
@@ -311,6 +313,8 @@ class AlertGroupState(Contract):
     duplicates: int = 0
     all_resolved_reported: bool = False
     declarations: int = 0
+    # An acknowledgement from the source not yet passed on to the incident.
+    ack_pending: str | None = None
 
 
 class AlertGroupInput(Contract):
@@ -351,6 +355,8 @@ class AlertsChanged(Contract):
     cascade_note: str | None = None
     # The route's auto-resolve policy; None: resolve only incidents below SEV2.
     auto_resolve: bool | None = None
+    # The alerts were acknowledged at their source (e.g. a PagerDuty acknowledge event).
+    acknowledged_by: str | None = None
 
 
 class CorrelateRequest(Contract):

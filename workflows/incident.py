@@ -353,8 +353,19 @@ class IncidentWorkflow:
             self._s.resolution_summary = None
             self._publish()
             self._record("reopened", "reopened: an alert is firing again")
+        if msg.acknowledged_by:
+            self._on_source_acknowledged(msg.acknowledged_by)
         if msg.all_resolved and self._all_alerts_resolved():
             self._on_all_alerts_resolved(msg.auto_resolve)
+
+    def _on_source_acknowledged(self, source: str) -> None:
+        # Someone acknowledged at the alert's source: the response is owned.
+        if self._s.status is not S.DECLARED:
+            self._record("alerts_acknowledged", f"alerts acknowledged at {source}")
+            return
+        self._s.status = next_status(self._s.status, Action.ACKNOWLEDGE, self._s.id)
+        self._mark_acknowledged(source)
+        self._record("acknowledged", f"acknowledged at {source}")
 
     def _record_alert(self, change: AlertChange) -> None:
         data = {"fingerprint": change.fingerprint, "labels": change.labels}

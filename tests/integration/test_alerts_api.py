@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -310,6 +311,33 @@ async def test_alert_counters_are_exposed(api: httpx.AsyncClient) -> None:
     before = rejected((await api.get("/metrics")).text)
     assert (await api.post("/v1/alerts/alertmanager", content=b"[]")).status_code == 422
     assert rejected((await api.get("/metrics")).text) == before + 1
+
+
+async def test_a_signed_delivery_is_accepted_and_a_forged_one_refused(
+    dev_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIRELINE_TEST_HMAC", "grafana-shared-secret")
+    cfg = config(
+        integrations={
+            "grafana": {"kind": "alertmanager", "hmac_secret": {"env": "FIRELINE_TEST_HMAC"}}
+        }
+    )
+    body = json.dumps(am_payload(service="finder", alertname="Signed", severity="info")).encode()
+    good = hmac.new(b"grafana-shared-secret", body, hashlib.sha256).hexdigest()
+    async with _http(cfg, dev_client) as api:
+        headers = {"Content-Type": "application/json"}
+        ok = await api.post(
+            "/v1/alerts/alertmanager",
+            content=body,
+            headers={**headers, "X-Grafana-Alerting-Signature": good},
+        )
+        assert ok.status_code == 200, ok.text
+        forged = await api.post(
+            "/v1/alerts/alertmanager",
+            content=body + b" ",
+            headers={**headers, "X-Fireline-Signature": f"sha256={good}"},
+        )
+        assert forged.status_code == 401
 
 
 async def test_integrations_require_their_credentials(dev_client: Client) -> None:

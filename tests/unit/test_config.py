@@ -156,3 +156,23 @@ def test_dependency_closure_is_nearest_first_and_survives_cycles() -> None:
     assert config.dependency_closure("db") == ["db"]
     assert config.dependency_closure("unlisted") == ["unlisted"]
     assert config.dependency_closure(None) == []
+
+
+def test_a_bad_matcher_regex_in_routing_names_the_route(tmp_path: Path) -> None:
+    path = write(tmp_path, "routing:\n  routes:\n    - matchers: ['service=~\"(unclosed\"']\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: routing.routes[0].matchers[0]: ")
+    assert "(unclosed" in message
+
+
+def test_a_route_naming_an_unknown_time_interval_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "routing:\n  routes:\n    - matchers: ['service=\"x\"']\n"
+        "      name: x\n      mute_time_intervals: [holidays]\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (f"{path}: routing: route 'x': unknown time interval 'holidays'")
