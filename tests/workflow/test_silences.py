@@ -252,7 +252,7 @@ async def test_continue_as_new_keeps_silences_and_prunes_old_ones(
         SilenceStoreWorkflow.expire_silence, ExpireSilence(id=added[0].id, actor="bob")
     )
 
-    latest = client.get_workflow_handle_for(SilenceStoreWorkflow.run, handle.id)
+    latest: WorkflowHandle[Any, Any] = client.get_workflow_handle(handle.id)
     assert (await latest.describe()).run_id != first_run
     silences = await latest.query(SilenceStoreWorkflow.silences, True)
     # Active ones end in order of creation; then the expired ones, most recent first.
