@@ -10,12 +10,12 @@ pages anyone twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from temporalio import activity
 
-from activities.contracts import ContactKind, Page, PageResult
+from activities.contracts import ContactKind, Page, PageAction, PageResult
 from activities.http import DeliveryError
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,18 @@ class ProviderNotConfigured(DeliveryError):
 class NotifyActivities:
     """The paging activities; the constructor receives the providers by contact kind."""
 
-    def __init__(self, providers: Mapping[ContactKind, Notifier]) -> None:
-        """Keep the providers; kinds without one fail with ``ProviderNotConfigured``."""
+    def __init__(
+        self,
+        providers: Mapping[ContactKind, Notifier],
+        link_for: Callable[[Page], str] | None = None,
+    ) -> None:
+        """Keep the providers; kinds without one fail with ``ProviderNotConfigured``.
+
+        ``link_for`` signs a one-click acknowledge link for a trigger. It runs here, in the
+        activity, because a signed link is a credential and must not enter workflow history.
+        """
         self._providers = dict(providers)
+        self._link_for = link_for
 
     @activity.defn(name="notify.send")
     async def send(self, page: Page) -> PageResult:
@@ -54,6 +63,8 @@ class NotifyActivities:
         provider = self._providers.get(page.contact.kind)
         if provider is None:
             raise ProviderNotConfigured(page.contact.kind)
+        if self._link_for and page.action is PageAction.TRIGGER and not page.ack_url:
+            page = page.model_copy(update={"ack_url": self._link_for(page)})
         result = await provider.notify(page)
         logger.info(
             "%s %s to %s via %s: %s",

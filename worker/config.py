@@ -23,6 +23,7 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from activities.contracts import ContactMethod
 from workflows.contracts import (
     ConfigSnapshot,
     IncidentSettings,
@@ -31,6 +32,15 @@ from workflows.contracts import (
     UserRef,
 )
 from workflows.durations import Duration
+from workflows.escalation import (
+    EscalationPolicy,
+    EscalationSnapshot,
+    NotificationRule,
+    Responder,
+    policy_problems,
+    responder_problems,
+)
+from workflows.oncall import Schedule, referenced_users
 from workflows.routing import RoutingTree, default_tree
 from workflows.severity import default_policy
 from workflows.suppression import (
@@ -51,12 +61,16 @@ class _Strict(BaseModel):
 
 
 class User(_Strict):
-    """A person who responds to incidents."""
+    """A person who responds to incidents, and how to reach them."""
 
     name: str
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     slack: str | None = None
     phone: str | None = None
+    # Default: the console inbox only (the embedded stack's pager).
+    contact_methods: list[ContactMethod] = Field(default_factory=list)
+    # Default: every contact method at once. E.g. Slack now, email after 2m.
+    notification_rules: list[NotificationRule] = Field(default_factory=list)
 
 
 class Team(_Strict):
@@ -70,6 +84,8 @@ class Service(_Strict):
     """A service catalog entry."""
 
     owner_team: str | None = None
+    # Who is paged for this service's incidents (a key of escalation_policies).
+    escalation_policy: str | None = None
     tier: str | None = None
     description: str = ""
     components: list[str] = Field(default_factory=list)
@@ -185,6 +201,66 @@ class Integration(_Strict):
         return self
 
 
+class _ReadableSecret(SecretRef):
+    """A secret fireline must send, so a digest will not do."""
+
+    @model_validator(mode="after")
+    def _readable(self) -> Self:
+        if self.sha256:
+            raise ValueError("give env or file: fireline must send this secret, not just check it")
+        return self
+
+
+class PagerDutyPaging(_Strict):
+    """PagerDuty Events API v2; contact address names a routing key (empty: 'default')."""
+
+    base_url: str = "https://events.pagerduty.com"
+    routing_keys: dict[str, _ReadableSecret]
+
+
+class OpsgeniePaging(_Strict):
+    """Opsgenie Alert API (EU: https://api.eu.opsgenie.com)."""
+
+    base_url: str = "https://api.opsgenie.com"
+    api_key: _ReadableSecret
+
+
+class SlackPaging(_Strict):
+    """Slack chat.postMessage with a bot token."""
+
+    base_url: str = "https://slack.com/api"
+    token: _ReadableSecret
+
+
+class SmtpPaging(_Strict):
+    """Email through an SMTP relay."""
+
+    host: str
+    port: int = 25
+    sender: str
+    username: str = ""
+    password: _ReadableSecret | None = None
+    starttls: bool = False
+
+
+class WebhookPaging(_Strict):
+    """A generic webhook, signed with HMAC-SHA256."""
+
+    secret: _ReadableSecret
+
+
+class Paging(_Strict):
+    """Notification providers; the console inbox is always on."""
+
+    pagerduty: PagerDutyPaging | None = None
+    opsgenie: OpsgeniePaging | None = None
+    slack: SlackPaging | None = None
+    smtp: SmtpPaging | None = None
+    webhook: WebhookPaging | None = None
+    # How long a page's one-click acknowledge link works.
+    ack_link_ttl: Duration = timedelta(hours=24)
+
+
 class Alerting(_Strict):
     """How alert groups relate to incidents."""
 
@@ -219,6 +295,11 @@ class FirelineConfig(_Strict):
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     alerting: Alerting = Field(default_factory=Alerting)
     integrations: dict[str, Integration] = Field(default_factory=dict)
+    # On-call schedules by name (PagerDuty-style layers, restrictions, overrides).
+    schedules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Escalation policies by name.
+    escalation_policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    paging: Paging = Field(default_factory=Paging)
 
     @model_validator(mode="before")
     @classmethod
@@ -271,16 +352,25 @@ class FirelineConfig(_Strict):
         for name in sorted({n for n in names if names.count(n) > 1}):
             yield f"time_intervals: '{name}' is defined more than once"
         intervals = {i.name: i for i in self.time_intervals}
+        yield from self._paging_problems(set(intervals))
         yield from check_interval_names(self.maintenance_windows, intervals)
         yield from check_names(self.inhibit_rules, self.maintenance_windows)
         for route in self.routing.walk():
             for name in (*route.mute_time_intervals, *route.active_time_intervals):
                 yield from missing("time interval", names, name, f"routing: route '{route.name}'")
 
-    def snapshot(self, service: str) -> ConfigSnapshot:
+    def snapshot(
+        self, service: str, incident_id: str | None = None, escalation_policy: str | None = None
+    ) -> ConfigSnapshot:
         """The frozen slice of config an incident on ``service`` runs with."""
         svc = self.services.get(service)
+        escalation = (
+            self.escalation_snapshot(incident_id, service, escalation_policy)
+            if incident_id
+            else None
+        )
         return ConfigSnapshot(
+            escalation=escalation,
             users={
                 handle: UserRef(handle=handle, name=u.name, email=u.email)
                 for handle, u in self.users.items()
@@ -288,6 +378,76 @@ class FirelineConfig(_Strict):
             service=ServiceRef(name=service, **svc.model_dump()) if svc else None,
             severity_policy=self.severity_policy,
             settings=IncidentSettings(reopen_window=self.incidents.reopen_window),
+        )
+
+    def _paging_problems(self, interval_names: set[str]) -> Iterable[str]:
+        users = set(self.users)
+        for name in self.schedules:
+            try:
+                schedule = self.schedule(name)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    yield f"schedules.{name}.{_dotted(err['loc'])}: {_message(err)}"
+                continue
+            for handle in sorted(referenced_users(schedule) - users):
+                yield f"schedules.{name}: unknown user '{handle}'"
+        for name in self.escalation_policies:
+            try:
+                policy = self.escalation_policy(name)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    yield f"escalation_policies.{name}.{_dotted(err['loc'])}: {_message(err)}"
+                continue
+            for problem in policy_problems(
+                policy, users=users, schedules=set(self.schedules), intervals=interval_names
+            ):
+                yield f"escalation_policies.{name}.{problem}"
+        for handle, user in self.users.items():
+            responder = Responder(
+                handle=handle,
+                name=user.name,
+                contact_methods=user.contact_methods,
+                notification_rules=user.notification_rules,
+            )
+            for problem in responder_problems(responder):
+                yield f"users.{handle}.{problem}"
+        for svc_name, svc in self.services.items():
+            if svc.escalation_policy and svc.escalation_policy not in self.escalation_policies:
+                yield (
+                    f"services.{svc_name}.escalation_policy: "
+                    f"unknown escalation policy '{svc.escalation_policy}'"
+                )
+
+    def schedule(self, name: str) -> Schedule:
+        """The named schedule as a model (validated at load)."""
+        return Schedule.model_validate({"name": name, **self.schedules[name]})
+
+    def escalation_policy(self, name: str) -> EscalationPolicy:
+        """The named escalation policy as a model (validated at load)."""
+        return EscalationPolicy.model_validate({"name": name, **self.escalation_policies[name]})
+
+    def escalation_snapshot(
+        self, incident_id: str, service: str, policy_name: str | None = None
+    ) -> EscalationSnapshot | None:
+        """Everything an escalation for this incident needs, or None if nobody is paged."""
+        entry = self.services.get(service)
+        name = policy_name or (entry.escalation_policy if entry else None)
+        if name is None or name not in self.escalation_policies:
+            return None
+        return EscalationSnapshot(
+            incident_id=incident_id,
+            policy=self.escalation_policy(name),
+            schedules={n: self.schedule(n) for n in self.schedules},
+            responders={
+                handle: Responder(
+                    handle=handle,
+                    name=u.name,
+                    contact_methods=u.contact_methods,
+                    notification_rules=u.notification_rules,
+                )
+                for handle, u in self.users.items()
+            },
+            intervals={i.name: i for i in self.time_intervals},
         )
 
     def dependency_closure(self, service: str | None) -> list[str]:
@@ -356,6 +516,12 @@ def format_validation_error(path: Path | str, exc: ValidationError) -> str:
             message = str(err["msg"]).removeprefix("Value error, ")
         lines.append(f"{path}: {where}: {message}" if where else f"{path}: {message}")
     return "\n".join(lines)
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{err['loc'][-1]}'"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

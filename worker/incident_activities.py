@@ -73,6 +73,7 @@ class IncidentActivities:
             impact=req.impact,
             summary=req.summary,
             labels=req.labels,
+            escalation_policy=req.escalation_policy,
         )
         try:
             incident_id = await self.service.declare_id(request, request_id=req.request_id)

@@ -97,6 +97,8 @@ class DeclareRequest(BaseModel):
     summary: str = Field(default="", max_length=20_000)
     labels: dict[str, str] = Field(default_factory=dict)
     commander: str | None = None
+    # Who gets paged; default: the service's escalation policy.
+    escalation_policy: str | None = None
 
     model_config = {"extra": "forbid"}
 
@@ -153,7 +155,7 @@ class IncidentService:
                 labels=req.labels,
                 declared_by=actor,
                 commander=req.commander,
-                config=self.config.snapshot(req.service),
+                config=self.config.snapshot(req.service, incident_id, req.escalation_policy),
             )
             memo: dict[str, str] = {"title": req.title}
             if request_id:
@@ -205,6 +207,12 @@ class IncidentService:
         if req.commander is not None and cfg.users and req.commander not in cfg.users:
             raise BadRequest(f"commander: unknown user '{req.commander}'")
         # Alerts name whatever service their labels say; refusing them would lose them.
+        if req.escalation_policy and req.escalation_policy not in cfg.escalation_policies:
+            known = ", ".join(sorted(cfg.escalation_policies)) or "none configured"
+            raise BadRequest(
+                f"escalation_policy: unknown escalation policy '{req.escalation_policy}'; "
+                f"known: {known}"
+            )
         if cfg.services and req.service not in cfg.services and not from_alerts:
             known = ", ".join(sorted(cfg.services))
             raise BadRequest(f"service: unknown service '{req.service}'; known services: {known}")

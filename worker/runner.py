@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from workflows.alert_group import AlertGroupWorkflow
+from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.sequence import IncidentSequenceWorkflow
 from workflows.silences import SilenceStoreWorkflow
@@ -19,6 +20,7 @@ WORKFLOWS: Sequence[type] = (
     IncidentSequenceWorkflow,
     AlertGroupWorkflow,
     SilenceStoreWorkflow,
+    EscalationWorkflow,
 )
 
 

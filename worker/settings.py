@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
 
     state_dir: Path = Path(".fireline")
+    # Signs one-click acknowledge links; API and workers must share it. Default: a random
+    # secret kept in the state directory (fine for one machine).
+    ack_secret: SecretStr | None = None
     config: Path | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"

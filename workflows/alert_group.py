@@ -220,6 +220,7 @@ class AlertGroupWorkflow:
                 impact=_impact(firing),
                 summary=first.summary(),
                 labels=dict(first.labels),
+                escalation_policy=self._route.escalation_policy,
             ),
             result_type=DeclaredIncident,
             start_to_close_timeout=ACTIVITY_TIMEOUT,

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.alerts import Alert, AlertStatus
 from workflows.durations import Duration
+from workflows.escalation import EscalationSnapshot
 from workflows.routing import ResolvedRoute
 from workflows.severity import ImpactFacts, Severity, SeverityPolicy
 from workflows.time_intervals import TimeInterval
@@ -80,6 +81,7 @@ class ServiceRef(Contract):
     components: list[str] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     customer_tiers: list[str] = Field(default_factory=list)
+    escalation_policy: str | None = None
 
 
 class IncidentSettings(Contract):
@@ -101,6 +103,8 @@ class ConfigSnapshot(Contract):
     service: ServiceRef | None = None
     severity_policy: SeverityPolicy = Field(default_factory=SeverityPolicy)
     settings: IncidentSettings = Field(default_factory=IncidentSettings)
+    # Who is paged, how and when; None: this incident pages nobody.
+    escalation: EscalationSnapshot | None = None
 
 
 # --- incident state ---------------------------------------------------------------------
@@ -143,6 +147,8 @@ class IncidentState(Contract):
     # Attached alerts: fingerprint → latest change, and which groups feed this incident.
     alerts: dict[str, AlertChange] = Field(default_factory=dict)
     alert_groups: list[str] = Field(default_factory=list)
+    # The escalation child's workflow id, once paging started.
+    escalation_id: str | None = None
 
 
 # --- workflow input / output ------------------------------------------------------------
@@ -383,6 +389,8 @@ class DeclareFromAlerts(Contract):
     impact: ImpactFacts
     summary: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
+    # The route's escalation policy; None: the service's.
+    escalation_policy: str | None = None
 
 
 class DeclaredIncident(Contract):
@@ -400,3 +408,66 @@ class AttachAlerts(Contract):
 
 # IncidentState refers to AlertChange, defined after it.
 IncidentState.model_rebuild()
+
+
+# --- escalation and paging ------------------------------------------------------------------
+
+
+class EscalationInput(Contract):
+    """EscalationWorkflow input: the policy snapshot and what the pages say."""
+
+    snapshot: EscalationSnapshot
+    incident_workflow_id: str
+    title: str
+    severity: Severity
+    service: str
+    team: str = ""
+    summary: str = ""
+
+
+class EscalationStop(Contract):
+    """Signal: the incident was acknowledged or resolved; stop paging, close what was opened."""
+
+    reason: Literal["acknowledged", "resolved"]
+    actor: str | None = None
+
+
+class EscalateNow(Contract):
+    """Signal: skip the rest of this level's wait."""
+
+    actor: str
+
+
+class PagingEvent(Contract):
+    """Signal to the incident: a page went out, failed, was closed, or the policy moved on."""
+
+    kind: Literal[
+        "paged",
+        "page_failed",
+        "page_closed",
+        "escalated",
+        "exhausted",
+        "nobody_on_call",
+        "deferred",
+    ]
+    text: str
+    user: str | None = None
+    contact: str | None = None
+    level: int | None = None
+    attempt: int | None = None
+    dedup_key: str | None = None
+
+
+class EscalationOutcome(Contract):
+    """EscalationWorkflow result."""
+
+    pages_sent: int
+    pages_failed: int
+    stopped_by: str | None
+    exhausted: bool
+
+
+class Escalate(Contract):
+    """Update: page the next level now."""
+
+    actor: str

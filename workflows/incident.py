@@ -7,12 +7,14 @@ is the history of those Updates, in the words an incident review needs.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
@@ -25,10 +27,15 @@ with workflow.unsafe.imports_passed_through():
         AssignRole,
         Close,
         DeclareIncident,
+        Escalate,
+        EscalateNow,
+        EscalationInput,
+        EscalationStop,
         IncidentOutcome,
         IncidentState,
         IncidentStatus,
         MarkMitigated,
+        PagingEvent,
         RefusalRecorded,
         Reopen,
         Resolve,
@@ -66,6 +73,8 @@ class IncidentWorkflow:
         self._config = inp.config
         # Search attributes are commands, which only run() may issue; it publishes first.
         self._running = False
+        # What the escalation must hear (acknowledged, resolved, escalate now), in order.
+        self._escalation_news: list[EscalationStop | EscalateNow] = []
         if inp.carried is not None:
             self._s = inp.carried
             return
@@ -116,6 +125,12 @@ class IncidentWorkflow:
         """Wait for people to move the incident along; close it when its time comes."""
         self._running = True
         self._publish()
+        # Paging arrived after incidents already in flight: their histories have no child.
+        if workflow.patched("escalation-v1"):
+            await self._start_escalation()
+        if self._s.escalation_id is not None:
+            # Deterministic: the workflow's event loop schedules the task.
+            self._forwarder = asyncio.create_task(self._forward_to_escalation())
         while not self._closed():
             if self._s.status is S.RESOLVED:
                 await self._wait_while_resolved()
@@ -153,6 +168,47 @@ class IncidentWorkflow:
                 pass
         self._close(actor=None, text="closed: the reopen window passed")
 
+    async def _start_escalation(self) -> None:
+        snapshot = self._config.escalation
+        if snapshot is None or self._s.escalation_id is not None or not is_open(self._s.status):
+            return
+        escalation_id = f"escalation-{self._s.id}"
+        team = self._config.service.owner_team if self._config.service else None
+        await workflow.start_child_workflow(
+            "EscalationWorkflow",
+            EscalationInput(
+                snapshot=snapshot,
+                incident_workflow_id=workflow.info().workflow_id,
+                title=self._s.title,
+                severity=self._s.severity,
+                service=self._s.service,
+                team=team or "",
+                summary=self._s.summary,
+            ),
+            id=escalation_id,
+            # Outlives continue-as-new of the incident; it ends itself on resolution.
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        self._s.escalation_id = escalation_id
+        self._record(
+            "escalation",
+            f"paging started with escalation policy '{snapshot.policy.name}'",
+            data={"policy": snapshot.policy.name},
+        )
+
+    async def _forward_to_escalation(self) -> None:
+        assert self._s.escalation_id is not None
+        child = workflow.get_external_workflow_handle(self._s.escalation_id)
+        while True:
+            await workflow.wait_condition(lambda: bool(self._escalation_news))
+            news = self._escalation_news.pop(0)
+            name = "escalate_now" if isinstance(news, EscalateNow) else "stop"
+            await child.signal(name, news)
+
+    def _tell_escalation(self, news: EscalationStop | EscalateNow) -> None:
+        if self._s.escalation_id is not None:
+            self._escalation_news.append(news)
+
     def _closed(self) -> bool:
         # A method, not an inline test: Updates change the status between awaits.
         return self._s.status is S.CLOSED
@@ -189,6 +245,7 @@ class IncidentWorkflow:
         """Someone owns the response; stops escalation."""
         self._s.status = self._next(Action.ACKNOWLEDGE)
         self._mark_acknowledged(cmd.actor)
+        self._tell_escalation(EscalationStop(reason="acknowledged", actor=cmd.actor))
         return self._result(
             self._record("acknowledged", f"{cmd.actor} acknowledged", actor=cmd.actor)
         )
@@ -257,6 +314,7 @@ class IncidentWorkflow:
         self._s.status = self._next(Action.MITIGATE)
         self._s.mitigated_at = workflow.now()
         implicit_ack = self._mark_acknowledged(cmd.actor)
+        self._tell_escalation(EscalationStop(reason="acknowledged", actor=cmd.actor))
         text = f"{cmd.actor} marked the incident mitigated"
         if cmd.summary:
             text += f": {cmd.summary}"
@@ -280,6 +338,7 @@ class IncidentWorkflow:
         self._s.mitigated_at = self._s.mitigated_at or now
         self._s.resolution_summary = cmd.summary
         self._publish()
+        self._tell_escalation(EscalationStop(reason="resolved", actor=cmd.actor))
         return self._result(
             self._record(
                 "resolved",
@@ -319,6 +378,34 @@ class IncidentWorkflow:
     def _validate_close(self, cmd: Close) -> None:
         self._require_user(cmd.actor)
         self._next(Action.CLOSE)
+
+    @workflow.update
+    def escalate(self, cmd: Escalate) -> UpdateResult:
+        """Page the next level now instead of waiting for the level's delay."""
+        self._tell_escalation(EscalateNow(actor=cmd.actor))
+        return self._result(
+            self._record(
+                "escalation", f"{cmd.actor} escalated to the next level now", actor=cmd.actor
+            )
+        )
+
+    @escalate.validator
+    def _validate_escalate(self, cmd: Escalate) -> None:
+        self._require_user(cmd.actor)
+        if self._s.escalation_id is None:
+            raise _refuse(f"{self._s.id} is not paging anyone", INVALID_REQUEST)
+        if self._s.status is not S.DECLARED:
+            raise _refuse(
+                f"{self._s.id} is {self._s.status.value}: paging has stopped", INVALID_TRANSITION
+            )
+
+    @workflow.signal
+    def paging_event(self, event: PagingEvent) -> None:
+        """A page went out, failed or was closed; the policy moved on or ran out."""
+        kind = {"paged": "page", "page_failed": "page_failed", "page_closed": "page_closed"}.get(
+            event.kind, "escalation"
+        )
+        self._record(kind, event.text, data=event.model_dump(exclude_none=True))
 
     @workflow.signal
     def record_refusal(self, refusal: RefusalRecorded) -> None:
@@ -365,6 +452,7 @@ class IncidentWorkflow:
             return
         self._s.status = next_status(self._s.status, Action.ACKNOWLEDGE, self._s.id)
         self._mark_acknowledged(source)
+        self._tell_escalation(EscalationStop(reason="acknowledged", actor=source))
         self._record("acknowledged", f"acknowledged at {source}")
 
     def _record_alert(self, change: AlertChange) -> None:
@@ -406,6 +494,7 @@ class IncidentWorkflow:
         self._s.mitigated_at = self._s.mitigated_at or now
         self._s.resolution_summary = "all alerts resolved"
         self._publish()
+        self._tell_escalation(EscalationStop(reason="resolved", actor=None))
         self._record("resolved", "resolved automatically: all alerts resolved")
 
     # --- helpers -----------------------------------------------------------------------------

@@ -1,0 +1,298 @@
+"""Escalation on the time-skipping server: levels, repeats, acknowledgement, resolution,
+escalate-now, overrides mid-incident, closing the loop, and dedup across retries."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.contracts import ContactKind, Page, PageAction, PageResult
+from tests.support import eventually
+from worker.config import FirelineConfig
+from workflows.contracts import Acknowledge, DeclareIncident, Escalate, Resolve, Severity
+from workflows.escalation_workflow import EscalationWorkflow
+from workflows.incident import IncidentWorkflow
+
+
+@dataclass
+class Pager:
+    """The notify.send activity, faked: records every delivery attempt."""
+
+    attempts: list[Page] = field(default_factory=list)
+    fail_first: int = 0
+
+    @activity.defn(name="notify.send")
+    async def send(self, page: Page) -> PageResult:
+        self.attempts.append(page)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            raise ApplicationError("PagerDuty answered HTTP 503", type="TransientHttpError")
+        return PageResult(
+            provider=page.contact.kind,
+            delivered=True,
+            external_id=f"ext-{page.dedup_key}",
+            action=page.action,
+            dedup_key=page.dedup_key,
+        )
+
+    def triggers(self) -> list[tuple[str, str]]:
+        seen: dict[str, tuple[str, str]] = {}
+        for p in self.attempts:
+            if p.action is PageAction.TRIGGER:
+                seen[p.dedup_key] = (p.recipient, p.contact.kind.value)
+        return list(seen.values())
+
+    def follow_ups(self, action: PageAction) -> list[str]:
+        return [p.recipient for p in self.attempts if p.action is action]
+
+
+@pytest.fixture
+async def pager(client: Client, task_queue: str) -> AsyncIterator[Pager]:
+    fake = Pager()
+    started: list[WorkflowHandle[Any, Any]] = []
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[IncidentWorkflow, EscalationWorkflow],
+        activities=[fake.send],
+    ):
+        fake.started = started  # type: ignore[attr-defined]
+        yield fake
+        for handle in started:
+            for wf_id in (handle.id, "escalation-" + handle.id.removeprefix("incident-")):
+                with contextlib.suppress(RPCError):
+                    await client.get_workflow_handle(wf_id).terminate("test finished")
+
+
+def config(now: datetime, overrides: list[dict[str, Any]] | None = None) -> FirelineConfig:
+    week_start = (now - timedelta(days=1)).replace(microsecond=0)
+    return FirelineConfig.model_validate(
+        {
+            "users": {
+                "alice": {
+                    "name": "Alice Example",
+                    "email": "alice@example.com",
+                    "contact_methods": [{"kind": "console"}, {"kind": "pagerduty"}],
+                },
+                "bob": {"name": "Bob Example", "email": "bob@example.com"},
+                "carol": {"name": "Carol Example", "email": "carol@example.com"},
+            },
+            "schedules": {
+                "primary": {
+                    "timezone": "UTC",
+                    "layers": [
+                        {
+                            "name": "weekly",
+                            "users": ["alice", "bob"],
+                            "rotation": "weekly",
+                            "start": week_start.isoformat(),
+                        }
+                    ],
+                    "overrides": overrides or [],
+                }
+            },
+            "escalation_policies": {
+                "payments": {
+                    "repeat": 1,
+                    "levels": [
+                        {"targets": [{"schedule": "primary"}], "delay": "5m"},
+                        {"targets": [{"user": "carol"}], "delay": "10m"},
+                    ],
+                }
+            },
+            "services": {"checkout": {"escalation_policy": "payments"}},
+        }
+    )
+
+
+async def declare(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    task_queue: str,
+    pager: Pager,
+    overrides: list[dict[str, Any]] | None = None,
+    *,
+    settle: bool = True,
+) -> WorkflowHandle[Any, Any]:
+    now = await time_env.get_current_time()
+    incident_id = f"INC-{uuid.uuid4().int % 10**6}"
+    handle = await client.start_workflow(
+        IncidentWorkflow.run,
+        DeclareIncident(
+            id=incident_id,
+            title="Checkout errors",
+            service="checkout",
+            severity=Severity.SEV2,
+            declared_by="alice",
+            config=config(now, overrides).snapshot("checkout", incident_id),
+        ),
+        id=f"incident-{incident_id}",
+        task_queue=task_queue,
+        execution_timeout=timedelta(days=7),
+    )
+    pager.started.append(handle)  # type: ignore[attr-defined]
+    if settle:
+        # Let level 1 go out (real time; the test server's clock does not move) before a
+        # test skips time: skipping while the child start and first pages are in flight
+        # made the test server's sleep time out now and then.
+        async def first_level_paged() -> None:
+            texts = await timeline(handle)
+            assert sum(t.startswith("paged ") for t in texts) >= 1, texts
+
+        await eventually(first_level_paged, timeout=15)
+    return handle
+
+
+async def skip(time_env: WorkflowEnvironment, duration: timedelta) -> None:
+    """Skip test-server time in steps, retrying a step whose RPC timed out.
+
+    The time-skipping test server now and then answers a long skip with "Timeout expired"
+    while activities complete mid-jump. Steps of at most 15 minutes, retried once, keep the
+    scenarios deterministic; none of them depends on overshooting by a step.
+    """
+    step = timedelta(minutes=15)
+    while duration > timedelta(0):
+        this = min(step, duration)
+        try:
+            await time_env.sleep(this)
+        except RPCError as exc:
+            if "Timeout expired" not in exc.message:
+                raise
+            await time_env.sleep(this)
+        duration -= this
+
+
+async def timeline(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    return [e.text for e in await handle.query(IncidentWorkflow.timeline)]
+
+
+async def test_level_one_pages_the_on_call_and_an_ack_stops_and_closes_the_loop(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    handle = await declare(time_env, client, task_queue, pager)
+    await skip(time_env, timedelta(minutes=1))
+    # Pages due at the same moment go out together, in no particular order.
+    assert sorted(pager.triggers()) == [("alice", "console"), ("alice", "pagerduty")]
+    await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(actor="alice"))
+    await skip(time_env, timedelta(hours=1))
+    assert len(pager.triggers()) == 2  # nobody else was paged
+    # Only the vendor that keeps pages open hears about the acknowledgement.
+    assert pager.follow_ups(PageAction.ACKNOWLEDGE) == ["alice"]
+    await handle.execute_update(IncidentWorkflow.resolve, Resolve(actor="alice", summary="ok"))
+    await skip(time_env, timedelta(minutes=1))
+    assert pager.follow_ups(PageAction.RESOLVE) == ["alice"]
+    texts = await timeline(handle)
+    assert "paging started with escalation policy 'payments'" in texts
+    assert any(t.startswith("paged alice via pagerduty: level 1") for t in texts)
+    assert "acknowledged the pagerduty page to alice" in texts
+    assert "resolved the pagerduty page to alice" in texts
+
+
+async def test_nobody_acks_so_every_level_and_the_repeat_are_paged(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    handle = await declare(time_env, client, task_queue, pager)
+    await skip(time_env, timedelta(hours=1))
+    recipients = [r for r, kind in pager.triggers() if kind == "console"]
+    assert recipients == ["alice", "carol", "alice", "carol"]
+    texts = await timeline(handle)
+    assert "no acknowledgement: escalating to level 2" in texts
+    assert "no acknowledgement: escalating to level 1 (pass 2)" in texts
+    assert texts[-1] == (
+        "escalation policy 'payments' exhausted after 4 level(s) with no acknowledgement; "
+        "pages stay open"
+    )
+
+
+async def test_level_two_waits_for_the_level_one_delay(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    await declare(time_env, client, task_queue, pager)
+    await skip(time_env, timedelta(minutes=4))
+    assert [r for r, _ in pager.triggers()] == ["alice", "alice"]
+    await skip(time_env, timedelta(minutes=2))
+    assert "carol" in [r for r, _ in pager.triggers()]
+
+
+async def test_resolve_during_escalation_stops_it_and_resolves_the_pages(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    handle = await declare(time_env, client, task_queue, pager)
+    await skip(time_env, timedelta(minutes=2))
+    await handle.execute_update(IncidentWorkflow.resolve, Resolve(actor="bob", summary="fixed"))
+    await skip(time_env, timedelta(hours=1))
+    assert [r for r, _ in pager.triggers()] == ["alice", "alice"]
+    assert pager.follow_ups(PageAction.RESOLVE) == ["alice"]
+    assert pager.follow_ups(PageAction.ACKNOWLEDGE) == []
+
+
+async def test_escalate_now_pages_the_next_level_at_once(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    handle = await declare(time_env, client, task_queue, pager)
+
+    async def level_one_paged() -> None:
+        assert len(pager.triggers()) == 2
+
+    await eventually(level_one_paged, timeout=10)
+    result = await handle.execute_update(IncidentWorkflow.escalate, Escalate(actor="alice"))
+    assert result.entry.text == "alice escalated to the next level now"
+
+    async def carol_paged() -> None:
+        # No time has passed on the test server: the level's 5m wait was cut short.
+        assert "carol" in [r for r, _ in pager.triggers()]
+
+    await eventually(carol_paged, timeout=10)
+
+
+async def test_an_override_that_starts_mid_incident_takes_the_next_pass(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    now = await time_env.get_current_time()
+    override = {
+        "user": "bob",
+        "start": (now + timedelta(minutes=10)).isoformat(),
+        "end": (now + timedelta(hours=2)).isoformat(),
+        "reason": "alice is off sick",
+    }
+    await declare(time_env, client, task_queue, pager, overrides=[override])
+    await skip(time_env, timedelta(hours=1))
+    consoles = [r for r, kind in pager.triggers() if kind == "console"]
+    assert consoles == ["alice", "carol", "bob", "carol"]
+
+
+async def test_a_retried_page_keeps_its_dedup_key(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    pager.fail_first = 2  # the first two deliveries fail with a 503
+    await declare(time_env, client, task_queue, pager, settle=False)
+    await skip(time_env, timedelta(minutes=1))
+    first_level = [p for p in pager.attempts if p.action is PageAction.TRIGGER]
+    assert len(first_level) == 4  # two contacts, two of the attempts retried
+    assert len({p.dedup_key for p in first_level}) == 2  # ...with the same keys
+    assert {p.contact.kind for p in first_level} == {ContactKind.CONSOLE, ContactKind.PAGERDUTY}
+
+
+async def test_escalate_is_refused_without_paging_or_after_ack(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    handle = await declare(time_env, client, task_queue, pager)
+    await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(actor="bob"))
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await handle.execute_update(IncidentWorkflow.escalate, Escalate(actor="bob"))
+    assert isinstance(caught.value.cause, ApplicationError)
+    assert caught.value.cause.message.endswith("is acknowledged: paging has stopped")
