@@ -13,14 +13,16 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.contracts import ContactKind, Page, PageAction, PageResult
-from tests.support import eventually
+from tests.support import eventually, register_search_attributes
 from worker.config import FirelineConfig
+from worker.devserver import find_binary
 from workflows.contracts import Acknowledge, DeclareIncident, Escalate, Resolve, Severity
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
@@ -56,6 +58,30 @@ class Pager:
 
     def follow_ups(self, action: PageAction) -> list[str]:
         return [p.recipient for p in self.attempts if p.action is action]
+
+
+@pytest.fixture(scope="module")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of this module's own.
+
+    Escalations signal their incident and are abandoned by it; on the shared server the
+    leftovers of these scenarios now and then kept later modules from skipping time.
+    """
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=pydantic_data_converter,
+    )
+    await register_search_attributes(env.client)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def client(time_env: WorkflowEnvironment) -> Client:
+    """This module's server's client."""
+    return time_env.client
 
 
 @pytest.fixture
