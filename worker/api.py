@@ -8,9 +8,10 @@ loopback only) by the ``X-Fireline-User`` header.
 """
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -21,10 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from worker.ack_pages import AckOutcome, AckResult, ack_router
 from worker.alert_api import alert_router
 from worker.alert_intake import AlertIntake
 from worker.config import FirelineConfig
-from worker.errors import FirelineError, Unauthorized
+from worker.errors import Conflict, FirelineError, NotFound, Unauthorized
 from worker.incident_service import DeclareRequest, IncidentService, IncidentSummary
 from worker.metrics import Registry
 from worker.silence_service import SilenceService
@@ -33,6 +35,7 @@ from workflows.contracts import (
     AddNote,
     AssignRole,
     Close,
+    Escalate,
     IncidentState,
     IncidentStatus,
     MarkMitigated,
@@ -104,6 +107,10 @@ class CloseBody(_Body):
     """No fields: close now."""
 
 
+class EscalateBody(_Body):
+    """No fields: page the next level now."""
+
+
 class SilenceBody(_Body):
     """Matchers (routing syntax) and a time span; ``duration`` or ``ends_at``."""
 
@@ -114,8 +121,13 @@ class SilenceBody(_Body):
     comment: str = Field(min_length=1, max_length=2000)
 
 
-def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastAPI:
-    """The API application, bound to a Temporal client and a loaded config."""
+def create_app(
+    config: FirelineConfig, client: Client, task_queue: str, *, ack_secret: bytes | None = None
+) -> FastAPI:
+    """The API application, bound to a Temporal client and a loaded config.
+
+    ``ack_secret`` verifies one-click acknowledge links; workers sign with the same one.
+    """
     service = IncidentService(client, config, task_queue)
     metrics = Registry()
 
@@ -135,6 +147,32 @@ def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastA
     silences = SilenceService(client, task_queue)
     app.include_router(
         alert_router(config, AlertIntake(client, config, task_queue, silences), metrics)
+    )
+
+    async def acknowledge_from_link(incident_id: str, user: str | None) -> AckOutcome:
+        # The same Update as the CLI and API, so the validators and the timeline apply.
+        actor = user or "ack-link"
+        try:
+            result = await service.act(
+                incident_id, "acknowledge", Acknowledge(actor=actor), actor=actor
+            )
+        except NotFound:
+            return AckOutcome(AckResult.UNKNOWN_INCIDENT, incident_id)
+        except Conflict:
+            state = await service.get(incident_id)
+            if is_open(state.status):
+                return AckOutcome(
+                    AckResult.ALREADY_ACKNOWLEDGED, incident_id, state.title, state.acknowledged_by
+                )
+            return AckOutcome(AckResult.CLOSED, incident_id, state.title)
+        return AckOutcome(AckResult.ACKNOWLEDGED, incident_id, result.state.title, actor)
+
+    app.include_router(
+        ack_router(
+            ack_secret or secrets.token_bytes(32),
+            acknowledge_from_link,
+            now=lambda: datetime.now(UTC),
+        )
     )
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
@@ -252,6 +290,7 @@ def create_app(config: FirelineConfig, client: Client, task_queue: str) -> FastA
         lambda b, a: Reopen(actor=a, reason=b.reason),
     )
     action("close", IncidentWorkflow.close, CloseBody, lambda b, a: Close(actor=a))
+    action("escalate", IncidentWorkflow.escalate, EscalateBody, lambda b, a: Escalate(actor=a))
 
     @app.post("/v1/silences", status_code=201, tags=["silences"])
     async def add_silence(

@@ -412,6 +412,41 @@ def _silence_state(s: dict[str, Any], now: datetime) -> str:
     return "pending" if datetime.fromisoformat(s["starts_at"]) > now else "active"
 
 
+def cmd_page_list(args: argparse.Namespace) -> int:
+    """Pages the embedded console pager delivered (the inbox under the state directory)."""
+    from activities.providers.console import read_inbox
+
+    directory = (
+        args.state_dir or Path(os.environ.get("FIRELINE_STATE_DIR", ".fireline"))
+    ) / "inbox"
+    entries = read_inbox(directory)
+    if args.incident:
+        entries = [e for e in entries if e.page.incident_id == args.incident]
+    if args.json:
+        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return EXIT_OK
+    if not entries:
+        print(f"no pages in {directory}")
+        return EXIT_OK
+    print(
+        table(
+            ["time", "incident", "to", "action", "title", "ack link"],
+            [
+                [
+                    clock(e.at.isoformat()),
+                    e.page.incident_id,
+                    e.page.recipient,
+                    e.page.action.value,
+                    e.page.title,
+                    e.page.ack_url or "-",
+                ]
+                for e in entries
+            ],
+        )
+    )
+    return EXIT_OK
+
+
 # --- process commands ------------------------------------------------------------------------
 
 
@@ -607,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--reason", required=True)
     action("close", "close a resolved incident now", "close", lambda a: {})
+    action("escalate", "page the next escalation level now", "escalate", lambda a: {})
 
     route = sub.add_parser("route", help="routing tools")
     rsub = route.add_subparsers(dest="route_command", required=True, metavar="ACTION")
@@ -629,6 +665,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", metavar="LABEL=VALUE", help="repeatable")
     p.add_argument("--resolve", action="store_true", help="send it resolved")
     p.set_defaults(func=cmd_alert_send)
+
+    page = sub.add_parser("page", help="pages delivered by the console pager")
+    psub = page.add_subparsers(dest="page_command", required=True, metavar="ACTION")
+    p = psub.add_parser("list", help="pages in the console inbox, oldest first")
+    p.add_argument("--incident", help="only this incident's pages (e.g. INC-3)")
+    p.add_argument("--state-dir", type=Path, help="FIRELINE_STATE_DIR (.fireline)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_page_list)
 
     silence = sub.add_parser("silence", help="mute alerts for a while (add, list, expire)")
     ssub = silence.add_subparsers(dest="silence_command", required=True, metavar="ACTION")

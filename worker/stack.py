@@ -20,7 +20,7 @@ from worker.process import api_server
 from worker.runner import build_worker
 from worker.settings import Settings, is_loopback
 from worker.temporal_client import connect
-from worker.wiring import activities
+from worker.wiring import ack_secret, activities
 
 log = logging.getLogger("fireline")
 
@@ -84,10 +84,14 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
     try:
         client = await _connect(settings)
         worker = build_worker(
-            client, settings.task_queue, activities(client, config, settings.task_queue)
+            client,
+            settings.task_queue,
+            activities(client, config, settings.task_queue, settings, echo=_page_line),
         )
         api = api_server(
-            create_app(config, client, settings.task_queue), settings.api_host, settings.api_port
+            create_app(config, client, settings.task_queue, ack_secret=ack_secret(settings)),
+            settings.api_host,
+            settings.api_port,
         )
         async with worker:
             serving = asyncio.create_task(api.serve())
@@ -112,7 +116,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> int:
     config = load_checked_config(settings, serves_api=False)
     client = await _connect(settings)
     worker = build_worker(
-        client, settings.task_queue, activities(client, config, settings.task_queue)
+        client, settings.task_queue, activities(client, config, settings.task_queue, settings)
     )
     async with worker:
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.address)
@@ -126,9 +130,8 @@ async def run_api(settings: Settings, stop: asyncio.Event) -> int:
     config = load_checked_config(settings, serves_api=True)
     _check_api_port(settings)
     client = await _connect(settings)
-    api = api_server(
-        create_app(config, client, settings.task_queue), settings.api_host, settings.api_port
-    )
+    app = create_app(config, client, settings.task_queue, ack_secret=ack_secret(settings))
+    api = api_server(app, settings.api_host, settings.api_port)
     serving = asyncio.create_task(api.serve())
     log.info("API on %s (docs at %s/docs)", settings.base_url, settings.base_url)
     await _wait_for_stop_or_exit(stop, serving)
@@ -141,6 +144,11 @@ async def _wait_for_stop_or_exit(stop: asyncio.Event, serving: asyncio.Task[None
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+
+
+def _page_line(text: str) -> None:
+    # The embedded pager: pages show in the `fireline up` terminal as they go out.
+    print(f"fireline: PAGE {text}", file=sys.stderr, flush=True)
 
 
 def _progress(text: str) -> None:

@@ -227,6 +227,9 @@ def test_fireline_up_starts_stops_cleanly_and_restarts_with_state(
         "Payments failing",
     )["id"]
 
+    if stop_signal == signal.SIGTERM:
+        _page_and_acknowledge_by_link(url, state, inc)
+
     assert up.stop(stop_signal) == 0
     out = up.output()
     assert "fireline: stopped" in out
@@ -237,7 +240,8 @@ def test_fireline_up_starts_stops_cleanly_and_restarts_with_state(
     again = Proc(fireline("up"), env, tmp_path / "up2.log")
     procs.append(again)
     wait_ready(url, again)
-    assert cli_json(url, "incident", "show", inc, "--as", "bob")["status"] == "declared"
+    expected = "acknowledged" if stop_signal == signal.SIGTERM else "declared"
+    assert cli_json(url, "incident", "show", inc, "--as", "bob")["status"] == expected
     assert again.stop(stop_signal) == 0
     assert _temporal_children(state) == []
 
@@ -284,3 +288,37 @@ def test_cli_without_a_server_says_what_to_do() -> None:
     done = cli(f"http://127.0.0.1:{free_port()}", "incident", "list", "--as", "alice")
     assert done.returncode == 3
     assert "Is `fireline up` running?" in done.stderr
+
+
+def _page_and_acknowledge_by_link(url: str, state: Path, inc: str) -> None:
+    """The example policy pages the on-call person; the page's own link acknowledges."""
+    deadline = time.monotonic() + 30
+    while True:
+        done = subprocess.run(
+            fireline("page", "list", "--incident", inc, "--state-dir", str(state), "--json"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        pages = json.loads(done.stdout) if done.returncode == 0 else []
+        if pages:
+            break
+        assert time.monotonic() < deadline, done.stdout + done.stderr
+        time.sleep(0.3)
+    page = pages[0]["page"]
+    assert page["recipient"] in {"alice", "bob"}  # whoever payments-primary has on call
+    link = page["ack_url"]
+    assert link.startswith(f"{url}/v1/ack/")
+    confirm = httpx.get(link, timeout=10)
+    assert confirm.status_code == 200
+    assert f"Acknowledge {inc}" in confirm.text
+    before = cli_json(url, "incident", "show", inc, "--as", "carol")
+    assert before["status"] == "declared", [e["text"] for e in before["timeline"]]
+    acked = httpx.post(link, timeout=10)
+    assert acked.status_code == 200, acked.text
+    shown = cli_json(url, "incident", "show", inc, "--as", "carol")
+    assert shown["status"] == "acknowledged"
+    assert shown["acknowledged_by"] == page["recipient"]
+    tampered = httpx.get(link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB"), timeout=10)
+    assert tampered.status_code == 403
