@@ -22,6 +22,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from tests.support import demo_config, free_port
+from worker.config import FirelineConfig
 from worker.devserver import DevServer
 from worker.runner import build_worker
 from worker.settings import Settings
@@ -217,7 +218,47 @@ async def alert_group_to_incident(client: Client) -> dict[str, WorkflowHandle[An
     }
 
 
+def _paging_config() -> FirelineConfig:
+    return FirelineConfig.model_validate(
+        {
+            "users": {
+                "alice": {"name": "Alice Example", "email": "alice@example.com"},
+                "carol": {"name": "Carol Example", "email": "carol@example.com"},
+            },
+            "escalation_policies": {
+                "payments": {
+                    "levels": [
+                        {"targets": [{"user": "alice"}], "delay": "2s"},
+                        {"targets": [{"user": "carol"}], "delay": "1h"},
+                    ]
+                }
+            },
+            "services": {"checkout": {"escalation_policy": "payments"}},
+        }
+    )
+
+
+async def paging(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """An incident pages level 1, escalates to level 2, is acknowledged and resolved."""
+    inp = _declare("INC-5", config=_paging_config().snapshot("checkout", "INC-5"))
+    h = await _start(client, inp)
+    escalation = client.get_workflow_handle("escalation-INC-5")
+    while True:
+        texts = [e.text for e in await h.query(IncidentWorkflow.timeline)]
+        if any(t.startswith("paged carol") for t in texts):
+            break
+        await asyncio.sleep(0.2)
+    await h.execute_update(IncidentWorkflow.acknowledge, Acknowledge(actor="carol"))
+    await h.execute_update(IncidentWorkflow.resolve, Resolve(actor="carol", summary="ok"))
+    await escalation.result()
+    return {
+        "incident-paging-escalated-acked-resolved": h,
+        "escalation-escalated-acked-resolved": escalation,
+    }
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "paging": paging,
     "alert_group_to_incident": alert_group_to_incident,
     "full_lifecycle": full_lifecycle,
     "reopened_then_auto_closed": reopened_then_auto_closed,
@@ -236,7 +277,7 @@ async def record(out: Path, only: str | None) -> list[Path]:
         await server.start()
         try:
             client = await connect(Settings(temporal_address=server.address))
-            acts = activities(client, demo_config(), TASK_QUEUE)
+            acts = activities(client, _paging_config(), TASK_QUEUE, Settings(state_dir=Path(tmp)))
             async with build_worker(client, TASK_QUEUE, acts):
                 for name, scenario in SCENARIOS.items():
                     if only and name != only:

@@ -34,6 +34,8 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-sequence",
         "alert-group-declares-resolves-lingers",
         "incident-from-alerts-auto-resolved",
+        "incident-paging-escalated-acked-resolved",
+        "escalation-escalated-acked-resolved",
     } <= names
 
 
