@@ -154,7 +154,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def fireline_run(
-    client: Client, batches: list[Batch], deliveries: list[Batch], concurrency: int
+    client: Client,
+    batches: list[Batch],
+    deliveries: list[Batch],
+    concurrency: int,
+    state_dir: Path,
 ) -> dict[str, Any]:
     """Post every delivery to the API; wait until every group's incident is declared."""
     config = bench_config()
@@ -162,7 +166,10 @@ async def fireline_run(
     api = api_server(create_app(config, client, TASK_QUEUE), "127.0.0.1", port)
     first_post: dict[str, float] = {}
     async with build_worker(
-        client, TASK_QUEUE, activities(client, config, TASK_QUEUE), max_concurrent_activities=16
+        client,
+        TASK_QUEUE,
+        activities(client, config, TASK_QUEUE, Settings(state_dir=state_dir)),
+        max_concurrent_activities=16,
     ):
         serving = asyncio.create_task(api.serve())
         while not api.started:
@@ -245,7 +252,7 @@ async def main(args: argparse.Namespace) -> None:
         await server.start()
         try:
             client = await connect(Settings(temporal_address=server.address))
-            ours = await fireline_run(client, batches, deliveries, args.concurrency)
+            ours = await fireline_run(client, batches, deliveries, args.concurrency, Path(tmp))
             base_seconds = await baseline_run(client, deliveries, args.concurrency)
         finally:
             await server.stop()

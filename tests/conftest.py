@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -35,6 +36,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status)
+
+
+ROOT_STATE = Path(__file__).resolve().parents[1] / ".fireline"
+
+
+def _state_listing() -> dict[str, float]:
+    if not ROOT_STATE.exists():
+        return {}
+    return {str(p.relative_to(ROOT_STATE)): p.stat().st_mtime for p in ROOT_STATE.rglob("*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repository_state_untouched() -> Iterator[None]:
+    """Tests keep their state in temporary directories, never in the developer's .fireline/.
+
+    A test that wrote there once filled the console inbox with a page that then swallowed
+    a real one (same dedup key); this guard makes that a failure, not a surprise.
+    """
+    before = _state_listing()
+    yield
+    after = _state_listing()
+    assert after == before, f"tests changed {ROOT_STATE}: {sorted(set(after) ^ set(before))}"
 
 
 @pytest.fixture(scope="session")

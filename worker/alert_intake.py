@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio.client import Client
@@ -27,6 +28,10 @@ from workflows.contracts import AlertGroupInput, AlertsArrived, GroupedAlert
 from workflows.routing import ResolvedRoute, group_key, match_routes
 from workflows.suppression import Silence, is_inhibit_source, suppression
 from workflows.time_intervals import contains
+
+log = logging.getLogger("fireline.alerts")
+# Alertmanager gives a webhook 10s by default; the silence lookup must leave room for the rest.
+SILENCE_LOOKUP_TIMEOUT = timedelta(seconds=2)
 
 
 def group_workflow_id(key: str) -> str:
@@ -115,8 +120,17 @@ class AlertIntake:
 
     async def ingest(self, alerts: list[Alert], received_at: datetime) -> IntakeSummary:
         """Deliver a batch to its groups, starting the groups that do not exist yet."""
-        silences = await self.silences.list() if alerts else []
+        silences = await self._active_silences() if alerts else []
         return await self._send(self.plan(alerts, received_at, silences), received_at)
+
+    async def _active_silences(self) -> list[Silence]:
+        # Better to page than to drop: if the silence store cannot answer (no worker, a
+        # Temporal hiccup), alerts go through unsilenced and the log says why.
+        try:
+            return await self.silences.list(timeout=SILENCE_LOOKUP_TIMEOUT)
+        except (Unavailable, RPCError) as exc:
+            log.warning("silences unavailable, alerts are not silenced: %s", exc)
+            return []
 
     async def ingest_keyed(self, alerts: list[Alert], received_at: datetime, key: str) -> None:
         """Deliver alerts to ONE group named by ``key`` (PagerDuty's dedup_key model).
@@ -124,7 +138,7 @@ class AlertIntake:
         The route still decides service, timings and the declare rule; only the grouping
         is the sender's.
         """
-        silences = await self.silences.list() if alerts else []
+        silences = await self._active_silences() if alerts else []
         planned = self.plan(alerts, received_at, silences)
         if not planned:
             return

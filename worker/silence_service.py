@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -19,10 +20,13 @@ from workflows.silences import (
     INVALID_SILENCE,
     SILENCE_ALREADY_EXPIRED,
     SILENCE_NOT_FOUND,
-    SILENCE_STORE_WORKFLOW_ID,
     SilenceStoreWorkflow,
+    silence_store_id,
 )
 from workflows.suppression import AddSilence, ExpireSilence, Silence, SilenceStoreInput
+
+# A query needs a worker; intake must not wait long for one (see AlertIntake).
+QUERY_TIMEOUT = timedelta(seconds=5)
 
 _ERRORS: dict[str, type[FirelineError]] = {
     INVALID_SILENCE: BadRequest,
@@ -37,13 +41,14 @@ class SilenceService:
     def __init__(self, client: Client, task_queue: str) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.store_id = silence_store_id(task_queue)
 
     async def add(self, cmd: AddSilence, request_id: str | None = None) -> Silence:
         """Create a silence (starting the store on first use)."""
         start = WithStartWorkflowOperation(
             SilenceStoreWorkflow.run,
             SilenceStoreInput(),
-            id=SILENCE_STORE_WORKFLOW_ID,
+            id=self.store_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
@@ -57,7 +62,7 @@ class SilenceService:
 
     async def expire(self, cmd: ExpireSilence) -> Silence:
         """End a silence now."""
-        handle = self.client.get_workflow_handle(SILENCE_STORE_WORKFLOW_ID)
+        handle = self.client.get_workflow_handle(self.store_id)
         try:
             silence: Silence = await handle.execute_update(SilenceStoreWorkflow.expire_silence, cmd)
         except (WorkflowUpdateFailedError, RPCError) as exc:
@@ -66,12 +71,14 @@ class SilenceService:
             raise _translate(exc) from None
         return silence
 
-    async def list(self, include_expired: bool = False) -> list[Silence]:
+    async def list(
+        self, include_expired: bool = False, *, timeout: timedelta = QUERY_TIMEOUT
+    ) -> list[Silence]:
         """Silences, newest first; none before the first one is added."""
-        handle = self.client.get_workflow_handle(SILENCE_STORE_WORKFLOW_ID)
+        handle = self.client.get_workflow_handle(self.store_id)
         try:
             result: list[Silence] = await handle.query(
-                SilenceStoreWorkflow.silences, include_expired
+                SilenceStoreWorkflow.silences, include_expired, rpc_timeout=timeout
             )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:

@@ -81,11 +81,14 @@ def activities(
     client: Client,
     config: FirelineConfig,
     task_queue: str,
-    settings: Settings | None = None,
+    settings: Settings,
     echo: Any = None,
 ) -> list[Any]:
-    """Every activity the fireline worker registers, bound to their clients."""
-    settings = settings or Settings()
+    """Every activity the fireline worker registers, bound to their clients.
+
+    ``settings`` is required: the inbox and the acknowledge-link secret live in its state
+    directory, which must never default to wherever the process happens to run.
+    """
     incidents = IncidentActivities(IncidentService(client, config, task_queue))
     secret = ack_secret(settings)
     ttl = config.paging.ack_link_ttl

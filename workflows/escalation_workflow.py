@@ -167,7 +167,7 @@ class EscalationWorkflow:
 
     async def _send(self, plan: PagePlan) -> None:
         page = Page(
-            dedup_key=plan.dedup_key,
+            dedup_key=self._page_key(plan),
             incident_id=self._in.snapshot.incident_id,
             title=self._in.title,
             summary=self._in.summary,
@@ -233,6 +233,14 @@ class EscalationWorkflow:
         await asyncio.gather(*(close_one(p, r) for p, r in closable))
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _page_key(self, plan: PagePlan) -> str:
+        # Incident numbers can repeat (a reset Temporal, a second installation sharing a
+        # PagerDuty service or an inbox); a key that repeated would be swallowed by the
+        # vendor's dedup. The first run id makes it this escalation's own, and it is stable
+        # across activity retries and replays.
+        salt = workflow.info().first_execution_run_id.replace("-", "")[:12]
+        return f"{plan.dedup_key[:240]}-{salt}"
 
     async def _wait_until(self, moment: datetime) -> None:
         remaining = moment - workflow.now()

@@ -30,6 +30,13 @@ with workflow.unsafe.imports_passed_through():
 
 SILENCE_STORE_WORKFLOW_ID = "fireline-silences"
 
+
+def silence_store_id(task_queue: str) -> str:
+    """One store per task queue: a store left on a queue nobody polls any more (the task
+    queue setting changed) must not hold up alert intake."""
+    return f"{SILENCE_STORE_WORKFLOW_ID}-{task_queue}"
+
+
 # ApplicationError types the API maps to HTTP statuses; tests assert them.
 INVALID_SILENCE = "InvalidSilence"
 SILENCE_NOT_FOUND = "SilenceNotFound"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from worker.api import create_app
 from worker.config import FirelineConfig
 from worker.process import api_server
 from worker.runner import build_worker
+from worker.settings import Settings
 from worker.wiring import activities
 
 pytestmark = pytest.mark.e2e
@@ -57,11 +59,14 @@ def e2e_config() -> FirelineConfig:
 
 
 @pytest.fixture
-async def fireline_url(dev_client: Client) -> AsyncIterator[str]:
+async def fireline_url(dev_client: Client, tmp_path: Path) -> AsyncIterator[str]:
     config = e2e_config()
+    settings = Settings(state_dir=tmp_path / "state")
     port = free_port()
     server = api_server(create_app(config, dev_client, TASK_QUEUE), "127.0.0.1", port)
-    async with build_worker(dev_client, TASK_QUEUE, activities(dev_client, config, TASK_QUEUE)):
+    async with build_worker(
+        dev_client, TASK_QUEUE, activities(dev_client, config, TASK_QUEUE, settings)
+    ):
         serving = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.05)

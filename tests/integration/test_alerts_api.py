@@ -6,7 +6,10 @@ import copy
 import hashlib
 import hmac
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +18,17 @@ import pytest
 from temporalio.client import Client
 
 from tests.support import eventually
-from worker.alert_intake import group_workflow_id
+from worker.alert_intake import AlertIntake, group_workflow_id
 from worker.api import create_app
 from worker.config import FirelineConfig
+from worker.ingest import normalise_fireline
 from worker.runner import build_worker
+from worker.settings import Settings
 from worker.wiring import activities
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.routing import group_key, match_routes
+from workflows.silences import SilenceStoreWorkflow, silence_store_id
+from workflows.suppression import SilenceStoreInput
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +93,13 @@ def _http(cfg: FirelineConfig, client: Client) -> httpx.AsyncClient:
 
 
 @pytest.fixture(scope="module")
-async def api(dev_client: Client) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    dev_client: Client, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
     cfg = config()
+    settings = Settings(state_dir=tmp_path_factory.mktemp("state"))
     async with (
-        build_worker(dev_client, TASK_QUEUE, activities(dev_client, cfg, TASK_QUEUE)),
+        build_worker(dev_client, TASK_QUEUE, activities(dev_client, cfg, TASK_QUEUE, settings)),
         _http(cfg, dev_client) as http,
     ):
         yield http
@@ -464,3 +474,26 @@ async def test_an_inhibiting_alert_mutes_its_targets(
 
     await eventually(muted)
     assert await incidents_for(api, "catalog") == []
+
+
+async def test_a_silence_store_nobody_serves_does_not_hold_up_intake(dev_client: Client) -> None:
+    # A store whose worker is gone (e.g. the task queue setting changed): queries hang.
+    queue = f"nobody-polls-{uuid.uuid4().hex[:8]}"
+    await dev_client.start_workflow(
+        SilenceStoreWorkflow.run,
+        SilenceStoreInput(),
+        id=silence_store_id(queue),
+        task_queue=queue,
+        execution_timeout=timedelta(minutes=5),
+    )
+    intake = AlertIntake(dev_client, config(), queue)
+    alert = normalise_fireline(
+        {"labels": {"alertname": "Lonely", "service": "finder", "severity": "info"}},
+        integration=None,
+        received_at=datetime.now(UTC),
+    ).accepted
+    started = time.monotonic()
+    summary = await intake.ingest(alert, datetime.now(UTC))
+    # Bounded by the silence lookup's deadline, not by Alertmanager's webhook timeout.
+    assert time.monotonic() - started < 8
+    assert (summary.accepted, summary.suppressed) == (1, 0)

@@ -118,7 +118,12 @@ async def test_separate_processes_keep_an_open_incident_across_a_restart(
     api_port = free_port()
     url = f"http://127.0.0.1:{api_port}"
     settings = dict(
-        temporal_address=server.address, api_port=api_port, config=EXAMPLE_CONFIG, task_queue="it"
+        temporal_address=server.address,
+        api_port=api_port,
+        config=EXAMPLE_CONFIG,
+        task_queue="it",
+        # The worker's inbox and the API's ack secret live here, not in the repository.
+        state_dir=tmp_path / "fireline-state",
     )
 
     async def start_all(round_: int) -> tuple[Proc, Proc]:
