@@ -176,3 +176,60 @@ def test_a_route_naming_an_unknown_time_interval_is_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == (f"{path}: routing: route 'x': unknown time interval 'holidays'")
+
+
+PAGING_BASE = (
+    "users:\n  alice: {{name: Alice, email: alice@example.com}}\n"
+    "schedules:\n  primary:\n    timezone: {tz}\n    layers:\n"
+    "      - {{name: weekly, users: {members}, rotation: weekly, start: '2026-11-02T09:00:00Z'}}\n"
+    "escalation_policies:\n  payments:\n    levels:\n"
+    "      - {{targets: [{{user: {target}}}], delay: 5m}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("tz", "members", "target", "message"),
+    [
+        (
+            "UTC",
+            "[]",
+            "alice",
+            "{path}: schedules.primary.layers[0].users: layer 'weekly' has no users; "
+            "list at least one handle",
+        ),
+        ("Mars/Olympus", "[alice]", "alice", "{path}: schedules.primary.timezone: "),
+        (
+            "UTC",
+            "[alice]",
+            "mallory",
+            "{path}: escalation_policies.payments.levels[0].targets[0].user: unknown user 'mallory'",
+        ),
+        ("UTC", "[mallory]", "alice", "{path}: schedules.primary: unknown user 'mallory'"),
+    ],
+)
+def test_paging_config_errors_name_the_field(
+    tmp_path: Path, tz: str, members: str, target: str, message: str
+) -> None:
+    path = write(tmp_path, PAGING_BASE.format(tz=tz, members=members, target=target))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(message.format(path=path)), str(caught.value)
+
+
+def test_a_paging_secret_must_be_readable(tmp_path: Path) -> None:
+    path = write(tmp_path, "paging:\n  webhook:\n    secret: {sha256: " + "a" * 64 + "}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}: paging.webhook.secret: give env or file: fireline must send this secret, "
+        "not just check it"
+    )
+
+
+def test_the_example_escalation_snapshot() -> None:
+    config = load_config(ROOT / "fireline.example.yaml")
+    snapshot = config.escalation_snapshot("INC-9", "checkout")
+    assert snapshot is not None
+    assert snapshot.policy.name == "payments"
+    assert [len(level.targets) for level in snapshot.policy.levels] == [1, 1]
+    assert config.escalation_snapshot("INC-9", "search") is None  # search pages nobody
