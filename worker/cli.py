@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -274,20 +274,14 @@ def _action(path: str, body: Callable[[argparse.Namespace], dict[str, Any]]) -> 
 
 def cmd_route_test(args: argparse.Namespace) -> int:
     """Which routes (and groups) an alert with these labels takes; no server needed."""
-    from worker.config import ConfigError, load_config
     from workflows.routing import format_routes_table, group_key, match_routes, parse_label_args
 
     try:
         labels = parse_label_args(args.labels)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    path = args.config or (
-        Path(os.environ["FIRELINE_CONFIG"]) if "FIRELINE_CONFIG" in os.environ else None
-    )
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
+    config = _offline_config(args)
+    path = _config_path(args)
     routes = match_routes(config.routing, labels)
     if args.json:
         print(
@@ -410,6 +404,81 @@ def _silence_state(s: dict[str, Any], now: datetime) -> str:
     if s.get("expired_at") or datetime.fromisoformat(s["ends_at"]) < now:
         return "expired"
     return "pending" if datetime.fromisoformat(s["starts_at"]) > now else "active"
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    env = os.environ.get("FIRELINE_CONFIG")
+    return args.config or (Path(env) if env else None)
+
+
+def _offline_config(args: argparse.Namespace) -> Any:
+    from worker.config import ConfigError, load_config
+
+    try:
+        return load_config(_config_path(args))
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _schedules(config: Any, name: str | None) -> list[str]:
+    names = [name] if name else sorted(config.schedules)
+    unknown = [n for n in names if n not in config.schedules]
+    if unknown:
+        known = ", ".join(sorted(config.schedules)) or "none configured"
+        raise CliError(f"unknown schedule '{unknown[0]}'; known: {known}", EXIT_USAGE)
+    return names
+
+
+def cmd_oncall_now(args: argparse.Namespace) -> int:
+    """Who is on call now, per schedule (from the config; no server needed)."""
+    from workflows.oncall import on_call_at
+
+    config = _offline_config(args)
+    now = datetime.now(UTC)
+    rows = []
+    for name in _schedules(config, args.schedule):
+        shift = on_call_at(config.schedule(name), now)
+        rows.append(
+            {
+                "schedule": name,
+                "user": shift.user if shift else None,
+                "until": shift.end.isoformat() if shift else None,
+                "source": shift.source if shift else None,
+            }
+        )
+    _emit(
+        args,
+        rows,
+        lambda items: (
+            table(
+                ["schedule", "on call", "until", "via"],
+                [
+                    [r["schedule"], r["user"] or "nobody", clock(r["until"]), r["source"] or "-"]
+                    for r in items
+                ],
+            )
+            if items
+            else "no schedules configured"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_oncall_show(args: argparse.Namespace) -> int:
+    """The rendered schedule for the next days (from the config; no server needed)."""
+    from workflows.oncall import final_shifts, format_shifts_table
+
+    config = _offline_config(args)
+    [name] = _schedules(config, args.schedule)
+    schedule = config.schedule(name)
+    start = datetime.now(UTC)
+    shifts = final_shifts(schedule, start, start + timedelta(days=args.days))
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in shifts], indent=2))
+    else:
+        print(f"{name} ({schedule.timezone}), next {args.days} days")
+        print(format_shifts_table(shifts, schedule.timezone))
+    return EXIT_OK
 
 
 def cmd_page_list(args: argparse.Namespace) -> int:
@@ -665,6 +734,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", metavar="LABEL=VALUE", help="repeatable")
     p.add_argument("--resolve", action="store_true", help="send it resolved")
     p.set_defaults(func=cmd_alert_send)
+
+    oncall = sub.add_parser("oncall", help="who is on call (from the config)")
+    osub = oncall.add_subparsers(dest="oncall_command", required=True, metavar="ACTION")
+    p = osub.add_parser("now", help="who is on call right now")
+    p.add_argument("--schedule", help="one schedule (default: all)")
+    p.add_argument("--config", type=Path, help="config file (default: FIRELINE_CONFIG)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_oncall_now)
+    p = osub.add_parser("show", help="the final schedule for the coming days")
+    p.add_argument("--schedule", required=True)
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--config", type=Path, help="config file (default: FIRELINE_CONFIG)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_oncall_show)
 
     page = sub.add_parser("page", help="pages delivered by the console pager")
     psub = page.add_subparsers(dest="page_command", required=True, metavar="ACTION")

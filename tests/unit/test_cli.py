@@ -193,3 +193,34 @@ def test_route_test_rejects_a_malformed_label() -> None:
     done = run_cli("route", "test", "service", "--config", "fireline.example.yaml")
     assert done.returncode == EXIT_USAGE
     assert done.stderr.startswith("fireline: malformed label 'service'")
+
+
+def test_oncall_now_and_show_read_the_config() -> None:
+    now = run_cli("oncall", "now", "--config", "fireline.example.yaml", "--json")
+    assert now.returncode == 0, now.stderr
+    [row] = json.loads(now.stdout)
+    assert row["schedule"] == "payments-primary"
+    assert row["user"] in {"alice", "bob"}
+    shown = run_cli(
+        "oncall",
+        "show",
+        "--schedule",
+        "payments-primary",
+        "--days",
+        "21",
+        "--config",
+        "fireline.example.yaml",
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "payments-primary (America/New_York), next 21 days"
+    users = [line.split()[0] for line in lines[2:]]
+    # A weekly rotation of two: they alternate.
+    assert all(a != b for a, b in zip(users, users[1:], strict=False))
+    assert set(users) == {"alice", "bob"}
+
+
+def test_oncall_show_names_an_unknown_schedule() -> None:
+    done = run_cli("oncall", "show", "--schedule", "nope", "--config", "fireline.example.yaml")
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.strip() == "fireline: unknown schedule 'nope'; known: payments-primary"
