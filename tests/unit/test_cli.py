@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -216,7 +217,7 @@ def test_oncall_now_and_show_read_the_config() -> None:
     assert lines[0] == "payments-primary (America/New_York), next 21 days"
     users = [line.split()[0] for line in lines[2:]]
     # A weekly rotation of two: they alternate.
-    assert all(a != b for a, b in zip(users, users[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(users))
     assert set(users) == {"alice", "bob"}
 
 
