@@ -44,8 +44,9 @@ test: lint typecheck system-packages
 histories: $(STAMP)
 	$(BIN)/python -m tests.record_histories
 
-bench: $(STAMP)
+bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.alert_storm
+	$(BIN)/python -m bench.page_latency
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

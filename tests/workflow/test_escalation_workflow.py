@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from worker.devserver import find_binary
 from workflows.contracts import Acknowledge, DeclareIncident, Escalate, Resolve, Severity
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.oncall import on_call_at
 
 
 @dataclass
@@ -322,3 +323,90 @@ async def test_escalate_is_refused_without_paging_or_after_ack(
         await handle.execute_update(IncidentWorkflow.escalate, Escalate(actor="bob"))
     assert isinstance(caught.value.cause, ApplicationError)
     assert caught.value.cause.message.endswith("is acknowledged: paging has stopped")
+
+
+async def test_dst_change_mid_escalation_pages_whoever_is_on_call_after_the_jump() -> None:
+    # A fresh server: jumping months ahead on the shared one is slow to settle.
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        await register_search_attributes(env.client)
+        await _dst_scenario(env, env.client, f"tq-{uuid.uuid4()}")
+    finally:
+        await env.shutdown()
+
+
+async def _dst_scenario(time_env: WorkflowEnvironment, client: Client, task_queue: str) -> None:
+    # 2027-03-14 01:55 EST; ten minutes later it is 03:05 EDT, past a 03:00 hand-off.
+    start = datetime(2027, 3, 14, 6, 55, tzinfo=UTC)
+    now = await time_env.get_current_time()
+    if now < start:
+        await time_env.sleep(start - now)
+    pager = Pager()
+    cfg = FirelineConfig.model_validate(
+        {
+            "users": {
+                "alice": {"name": "Alice Example", "email": "alice@example.com"},
+                "bob": {"name": "Bob Example", "email": "bob@example.com"},
+            },
+            "schedules": {
+                "nightly": {
+                    "timezone": "America/New_York",
+                    "layers": [
+                        {
+                            "name": "daily",
+                            "users": ["alice", "bob"],
+                            "rotation": "daily",
+                            "start": "2027-03-01T03:00:00-05:00",
+                        }
+                    ],
+                }
+            },
+            "escalation_policies": {
+                "nightly": {
+                    "levels": [
+                        {"targets": [{"schedule": "nightly"}], "delay": "10m"},
+                        {"targets": [{"schedule": "nightly"}], "delay": "10m"},
+                    ]
+                }
+            },
+            "services": {"checkout": {"escalation_policy": "nightly"}},
+        }
+    )
+    schedule = cfg.schedule("nightly")
+    declared_at = await time_env.get_current_time()
+    before = on_call_at(schedule, declared_at)
+    after = on_call_at(schedule, declared_at + timedelta(minutes=10))
+    assert before is not None
+    assert after is not None
+    assert before.user != after.user  # the hand-off falls inside the jump
+    incident_id = f"INC-{uuid.uuid4().int % 10**6}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[IncidentWorkflow, EscalationWorkflow],
+        activities=[pager.send],
+    ):
+        await client.start_workflow(
+            IncidentWorkflow.run,
+            DeclareIncident(
+                id=incident_id,
+                title="Overnight batch failing",
+                service="checkout",
+                severity=Severity.SEV2,
+                declared_by="alice",
+                config=cfg.snapshot("checkout", incident_id),
+            ),
+            id=f"incident-{incident_id}",
+            task_queue=task_queue,
+            execution_timeout=timedelta(days=7),
+        )
+
+        async def first_paged() -> None:
+            assert pager.triggers()
+
+        await eventually(first_paged, timeout=15)
+        await skip(time_env, timedelta(minutes=15))
+        assert [r for r, _ in pager.triggers()] == [before.user, after.user]
