@@ -202,7 +202,8 @@ PAGING_BASE = (
             "UTC",
             "[alice]",
             "mallory",
-            "{path}: escalation_policies.payments.levels[0].targets[0].user: unknown user 'mallory'",
+            "{path}: escalation_policies.payments.levels[0].targets[0].user: "
+            "unknown user 'mallory'",
         ),
         ("UTC", "[mallory]", "alice", "{path}: schedules.primary: unknown user 'mallory'"),
     ],
