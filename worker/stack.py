@@ -86,7 +86,7 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
         worker = build_worker(
             client,
             settings.task_queue,
-            activities(client, config, settings.task_queue, settings, echo=_page_line),
+            activities(client, config, settings.task_queue, settings),
         )
         api = api_server(
             create_app(config, client, settings.task_queue, ack_secret=ack_secret(settings)),
@@ -144,11 +144,6 @@ async def _wait_for_stop_or_exit(stop: asyncio.Event, serving: asyncio.Task[None
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
-
-
-def _page_line(text: str) -> None:
-    # The embedded pager: pages show in the `fireline up` terminal as they go out.
-    print(f"fireline: PAGE {text}", file=sys.stderr, flush=True)
 
 
 def _progress(text: str) -> None:

@@ -428,12 +428,18 @@ class IncidentWorkflow:
             if msg.cascade_note:
                 self._record("cascade", f"alerts attached as a {msg.cascade_note}")
         fired_again = False
+        resolved_at = self._s.resolved_at
         for change in msg.changes:
             if self._s.alerts.get(change.fingerprint) == change:
                 continue  # a re-delivered signal (activity retry) changes nothing
             self._s.alerts[change.fingerprint] = change
             self._record_alert(change)
-            fired_again |= change.status is AlertStatus.FIRING
+            if change.status is AlertStatus.FIRING:
+                # Only a firing that began after the resolution is the problem coming back;
+                # one that began before was merely reported late. (Patched: earlier code
+                # reopened on any firing change.)
+                late = resolved_at is not None and change.starts_at <= resolved_at
+                fired_again |= not (late and workflow.patched("reopen-only-on-new-firing"))
         if fired_again and self._s.status is S.RESOLVED:
             self._s.status = next_status(self._s.status, Action.REOPEN, self._s.id)
             self._s.resolved_at = None

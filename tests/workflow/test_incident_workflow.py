@@ -455,7 +455,7 @@ async def test_all_alerts_resolved_follows_the_auto_resolve_policy(
 
 
 async def test_an_alert_firing_again_reopens_a_resolved_incident(
-    client: Client, task_queue: str
+    time_env: WorkflowEnvironment, client: Client, task_queue: str
 ) -> None:
     handle = await start(client, task_queue, declaration(severity=Severity.SEV3))
     for status in (AlertStatus.FIRING, AlertStatus.RESOLVED):
@@ -464,8 +464,9 @@ async def test_an_alert_firing_again_reopens_a_resolved_incident(
             AlertsChanged(group_key="g1", changes=[_change(status)], all_resolved=True),
         )
     assert (await handle.query(IncidentWorkflow.state)).status is IncidentStatus.RESOLVED
+    # Fires again after the resolution (the test server's clock is the workflow's).
     again = _change(AlertStatus.FIRING).model_copy(
-        update={"starts_at": datetime(2026, 11, 27, 9, 30, tzinfo=UTC)}
+        update={"starts_at": await time_env.get_current_time() + timedelta(minutes=1)}
     )
     await handle.signal(
         IncidentWorkflow.alerts_changed, AlertsChanged(group_key="g1", changes=[again])
@@ -490,3 +491,20 @@ async def test_a_cascade_is_said_once(client: Client, task_queue: str) -> None:
     assert [e.text for e in timeline if e.kind == "cascade"] == [
         "alerts attached as a likely cascade: checkout depends on orders-db"
     ]
+
+
+async def test_an_alert_that_fired_before_the_resolution_does_not_reopen(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str
+) -> None:
+    handle = await start(client, task_queue, declaration(severity=Severity.SEV3))
+    started = await time_env.get_current_time()
+    await handle.execute_update(IncidentWorkflow.resolve, Resolve(actor="bob", summary="done"))
+    late = _change(AlertStatus.FIRING).model_copy(
+        update={"starts_at": started - timedelta(minutes=1)}
+    )
+    await handle.signal(
+        IncidentWorkflow.alerts_changed, AlertsChanged(group_key="g1", changes=[late])
+    )
+    state = await handle.query(IncidentWorkflow.state)
+    assert state.status is IncidentStatus.RESOLVED
+    assert state.timeline[-1].text == "alert HighErrorRate firing: 5xx above 5%"
