@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -26,29 +26,33 @@ from worker.ack_pages import AckOutcome, AckResult, ack_router
 from worker.alert_api import alert_router
 from worker.alert_intake import AlertIntake
 from worker.config import FirelineConfig
-from worker.errors import Conflict, FirelineError, NotFound, Unauthorized
+from worker.errors import BadRequest, Conflict, FirelineError, NotFound, Unauthorized
 from worker.incident_service import DeclareRequest, IncidentService, IncidentSummary
 from worker.metrics import Registry
 from worker.silence_service import SilenceService
 from workflows.contracts import (
     Acknowledge,
     AddNote,
+    AddOverride,
     AssignRole,
     Close,
     Escalate,
     IncidentState,
     IncidentStatus,
     MarkMitigated,
+    RemoveOverride,
     Reopen,
     Resolve,
     Role,
     SetSeverity,
     Severity,
+    StoredOverride,
     UpdateResult,
 )
 from workflows.durations import Duration
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import is_open
+from workflows.oncall import final_shifts, on_call_at, with_override
 from workflows.suppression import AddSilence, ExpireSilence, Silence
 
 log = logging.getLogger("fireline.api")
@@ -109,6 +113,16 @@ class CloseBody(_Body):
 
 class EscalateBody(_Body):
     """No fields: page the next level now."""
+
+
+class OverrideBody(_Body):
+    """Put ``user`` on call on ``schedule`` for [start, end)."""
+
+    schedule: str
+    user: str
+    start: datetime
+    end: datetime
+    reason: str = Field(default="", max_length=2000)
 
 
 class SilenceBody(_Body):
@@ -322,6 +336,81 @@ def create_app(
     async def expire_silence(silence_id: str, actor: Caller) -> Silence:
         """End a silence now."""
         return await silences.expire(ExpireSilence(id=silence_id, actor=actor))
+
+    overrides = service.overrides
+
+    @app.post("/v1/oncall/overrides", status_code=201, tags=["on-call"])
+    async def add_override(body: OverrideBody, actor: Caller) -> StoredOverride:
+        """Put someone on call on a schedule for a while (covering, swaps)."""
+        if body.schedule not in config.schedules:
+            known = ", ".join(sorted(config.schedules)) or "none configured"
+            raise BadRequest(f"schedule: unknown schedule '{body.schedule}'; known: {known}")
+        if config.users and body.user not in config.users:
+            raise BadRequest(f"user: unknown user '{body.user}'")
+        return await overrides.add(
+            AddOverride(
+                schedule=body.schedule,
+                user=body.user,
+                start=body.start,
+                end=body.end,
+                created_by=actor,
+                reason=body.reason,
+            )
+        )
+
+    @app.get("/v1/oncall/overrides", tags=["on-call"])
+    async def list_overrides(_: Caller, schedule: str | None = None) -> list[StoredOverride]:
+        """Overrides not yet over."""
+        return await overrides.list(schedule)
+
+    @app.delete("/v1/oncall/overrides/{override_id}", tags=["on-call"])
+    async def remove_override(override_id: str, actor: Caller) -> StoredOverride:
+        """Take an override back."""
+        return await overrides.remove(RemoveOverride(id=override_id, actor=actor))
+
+    @app.get("/v1/oncall", tags=["on-call"])
+    async def oncall_now(_: Caller) -> list[dict[str, Any]]:
+        """Who is on call now on every schedule, overrides included."""
+        stored = await overrides.list()
+        now = datetime.now(UTC)
+        rows = []
+        for name in sorted(config.schedules):
+            effective = config.schedule(name)
+            for item in stored:
+                if item.schedule == name:
+                    effective = with_override(effective, item.override)
+            shift = on_call_at(effective, now)
+            rows.append(
+                {
+                    "schedule": name,
+                    "user": shift.user if shift else None,
+                    "until": shift.end.isoformat() if shift else None,
+                    "source": shift.source if shift else None,
+                }
+            )
+        return rows
+
+    @app.get("/v1/oncall/{schedule}", tags=["on-call"])
+    async def oncall(
+        schedule: str, _: Caller, days: Annotated[int, Query(ge=1, le=90)] = 14
+    ) -> dict[str, Any]:
+        """Who is on call now and the final shifts for the coming days, overrides included."""
+        if schedule not in config.schedules:
+            raise NotFound(f"no schedule '{schedule}'")
+        effective = config.schedule(schedule)
+        for item in await overrides.list(schedule):
+            effective = with_override(effective, item.override)
+        now = datetime.now(UTC)
+        current = on_call_at(effective, now)
+        return {
+            "schedule": schedule,
+            "timezone": effective.timezone,
+            "now": current.model_dump(mode="json") if current else None,
+            "shifts": [
+                s.model_dump(mode="json")
+                for s in final_shifts(effective, now, now + timedelta(days=days))
+            ],
+        }
 
     return app
 

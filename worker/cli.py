@@ -433,6 +433,13 @@ def cmd_oncall_now(args: argparse.Namespace) -> int:
     """Who is on call now, per schedule (from the config; no server needed)."""
     from workflows.oncall import on_call_at
 
+    if args.config is None:
+        rows = _api(args).request("GET", "/v1/oncall")
+        if args.schedule:
+            rows = [r for r in rows if r["schedule"] == args.schedule]
+            if not rows:
+                raise CliError(f"unknown schedule '{args.schedule}'", EXIT_USAGE)
+        return _print_oncall(args, rows)
     config = _offline_config(args)
     now = datetime.now(UTC)
     rows = []
@@ -446,6 +453,10 @@ def cmd_oncall_now(args: argparse.Namespace) -> int:
                 "source": shift.source if shift else None,
             }
         )
+    return _print_oncall(args, rows)
+
+
+def _print_oncall(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     _emit(
         args,
         rows,
@@ -466,18 +477,96 @@ def cmd_oncall_now(args: argparse.Namespace) -> int:
 
 def cmd_oncall_show(args: argparse.Namespace) -> int:
     """The rendered schedule for the next days (from the config; no server needed)."""
-    from workflows.oncall import final_shifts, format_shifts_table
+    from workflows.oncall import Shift, final_shifts, format_shifts_table
 
-    config = _offline_config(args)
-    [name] = _schedules(config, args.schedule)
-    schedule = config.schedule(name)
-    start = datetime.now(UTC)
-    shifts = final_shifts(schedule, start, start + timedelta(days=args.days))
+    if args.config is None:
+        data = _api(args).request(
+            "GET", f"/v1/oncall/{args.schedule}", params={"days": str(args.days)}
+        )
+        name, zone = data["schedule"], data["timezone"]
+        shifts = [Shift.model_validate(s) for s in data["shifts"]]
+    else:
+        config = _offline_config(args)
+        [name] = _schedules(config, args.schedule)
+        schedule = config.schedule(name)
+        zone = schedule.timezone
+        start = datetime.now(UTC)
+        shifts = final_shifts(schedule, start, start + timedelta(days=args.days))
     if args.json:
         print(json.dumps([s.model_dump(mode="json") for s in shifts], indent=2))
     else:
-        print(f"{name} ({schedule.timezone}), next {args.days} days")
-        print(format_shifts_table(shifts, schedule.timezone))
+        print(f"{name} ({zone}), next {args.days} days")
+        print(format_shifts_table(shifts, zone))
+    return EXIT_OK
+
+
+def cmd_override_add(args: argparse.Namespace) -> int:
+    """Put USER on call on SCHEDULE (covering someone, or half of a swap)."""
+    start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
+    if start.tzinfo is None:
+        raise CliError("--start needs a time zone, e.g. 2026-12-01T09:00:00-05:00", EXIT_USAGE)
+    if args.end:
+        end = datetime.fromisoformat(args.end)
+    else:
+        from workflows.durations import parse_duration
+
+        try:
+            end = start + parse_duration(args.duration)
+        except ValueError as exc:
+            raise CliError(f"--duration: {exc}", EXIT_USAGE) from None
+    body = {
+        "schedule": args.schedule,
+        "user": args.user,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "reason": args.reason or "",
+    }
+    stored = _api(args).request("POST", "/v1/oncall/overrides", json=body)
+    _emit(
+        args,
+        stored,
+        lambda o: (
+            f"override {o['id']}: {o['override']['user']} on call for {o['schedule']} "
+            f"from {clock(o['override']['start'])} to {clock(o['override']['end'])}"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_override_list(args: argparse.Namespace) -> int:
+    """Runtime overrides not yet over."""
+    params = {"schedule": args.schedule} if args.schedule else {}
+    rows = _api(args).request("GET", "/v1/oncall/overrides", params=params)
+    _emit(
+        args,
+        rows,
+        lambda items: (
+            table(
+                ["id", "schedule", "user", "from", "to", "by", "reason"],
+                [
+                    [
+                        o["id"],
+                        o["schedule"],
+                        o["override"]["user"],
+                        clock(o["override"]["start"]),
+                        clock(o["override"]["end"]),
+                        o["override"].get("created_by") or "-",
+                        o["override"].get("reason") or "",
+                    ]
+                    for o in items
+                ],
+            )
+            if items
+            else "no overrides"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_override_remove(args: argparse.Namespace) -> int:
+    """Take an override back."""
+    removed = _api(args).request("DELETE", f"/v1/oncall/overrides/{args.id}")
+    _emit(args, removed, lambda o: f"override {o['id']} removed")
     return EXIT_OK
 
 
@@ -586,23 +675,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     client = argparse.ArgumentParser(add_help=False)
-    client.add_argument(
-        "--url",
-        default=os.environ.get("FIRELINE_URL", "http://127.0.0.1:8080"),
-        help="fireline API (env FIRELINE_URL; default http://127.0.0.1:8080)",
-    )
-    client.add_argument(
-        "--token",
-        default=os.environ.get("FIRELINE_TOKEN"),
-        help="API bearer token (env FIRELINE_TOKEN)",
-    )
-    client.add_argument(
-        "--as",
-        dest="as_user",
-        metavar="USER",
-        default=os.environ.get("FIRELINE_USER"),
-        help="act as USER in local mode (env FIRELINE_USER)",
-    )
+    _connection_flags(client)
+    # The same connection flags without --json, for commands that define their own.
+    client_no_json = argparse.ArgumentParser(add_help=False)
+    _connection_flags(client_no_json)
     client.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     parser = argparse.ArgumentParser(
@@ -737,17 +813,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     oncall = sub.add_parser("oncall", help="who is on call (from the config)")
     osub = oncall.add_subparsers(dest="oncall_command", required=True, metavar="ACTION")
-    p = osub.add_parser("now", help="who is on call right now")
+    p = osub.add_parser(
+        "now", parents=[client_no_json], help="who is on call right now (overrides included)"
+    )
     p.add_argument("--schedule", help="one schedule (default: all)")
     p.add_argument("--config", type=Path, help="config file (default: FIRELINE_CONFIG)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_oncall_now)
-    p = osub.add_parser("show", help="the final schedule for the coming days")
+    p = osub.add_parser(
+        "show", parents=[client_no_json], help="the final schedule for the coming days"
+    )
     p.add_argument("--schedule", required=True)
     p.add_argument("--days", type=int, default=14)
     p.add_argument("--config", type=Path, help="config file (default: FIRELINE_CONFIG)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_oncall_show)
+    override = osub.add_parser("override", help="cover for someone, or swap shifts")
+    ovsub = override.add_subparsers(dest="override_command", required=True, metavar="ACTION")
+    p = ovsub.add_parser("add", parents=[client], help="put USER on call on SCHEDULE")
+    p.add_argument("schedule")
+    p.add_argument("user")
+    p.add_argument("--start", help="ISO 8601 with zone (default: now)")
+    p.add_argument("--end", help="ISO 8601 with zone (instead of --duration)")
+    p.add_argument("--duration", default="12h", help="how long (default 12h)")
+    p.add_argument("--reason")
+    p.set_defaults(func=cmd_override_add)
+    p = ovsub.add_parser("list", parents=[client], help="overrides not yet over")
+    p.add_argument("--schedule")
+    p.set_defaults(func=cmd_override_list)
+    p = ovsub.add_parser("remove", parents=[client], help="take an override back")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_override_remove)
 
     page = sub.add_parser("page", help="pages delivered by the console pager")
     psub = page.add_subparsers(dest="page_command", required=True, metavar="ACTION")
@@ -778,6 +874,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)
     return parser
+
+
+def _connection_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--url",
+        default=os.environ.get("FIRELINE_URL", "http://127.0.0.1:8080"),
+        help="fireline API (env FIRELINE_URL; default http://127.0.0.1:8080)",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("FIRELINE_TOKEN"),
+        help="API bearer token (env FIRELINE_TOKEN)",
+    )
+    p.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        default=os.environ.get("FIRELINE_USER"),
+        help="act as USER in local mode (env FIRELINE_USER)",
+    )
 
 
 def _process_flags(p: argparse.ArgumentParser, part: str) -> None:

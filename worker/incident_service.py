@@ -35,6 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from worker.config import FirelineConfig
 from worker.errors import BadRequest, Conflict, FirelineError, Forbidden, NotFound, Unavailable
+from worker.override_service import OverrideService
 from workflows import search_attributes as sa
 from workflows.contracts import (
     AllocatedNumber,
@@ -113,6 +114,7 @@ class IncidentService:
         # The counter is one workflow and Temporal limits in-flight Updates per workflow
         # (10 by default): a storm of declarations queues here instead of being refused.
         self._allocating = asyncio.Lock()
+        self.overrides = OverrideService(client, task_queue)
 
     # --- declare -----------------------------------------------------------------------------
 
@@ -145,6 +147,10 @@ class IncidentService:
             update_id = f"{request_id}#{attempt}" if request_id else None
             number = await self._allocate_number(actor, update_id, at_least)
             incident_id = f"INC-{number}"
+            snapshot = self.config.snapshot(req.service, incident_id, req.escalation_policy)
+            snapshot = snapshot.model_copy(
+                update={"escalation": await self.overrides.merged(snapshot.escalation)}
+            )
             inp = DeclareIncident(
                 id=incident_id,
                 title=req.title,
@@ -155,7 +161,7 @@ class IncidentService:
                 labels=req.labels,
                 declared_by=actor,
                 commander=req.commander,
-                config=self.config.snapshot(req.service, incident_id, req.escalation_policy),
+                config=snapshot,
             )
             memo: dict[str, str] = {"title": req.title}
             if request_id:

@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.overrides import OverrideStoreWorkflow
 from workflows.sequence import IncidentSequenceWorkflow
 from workflows.silences import SilenceStoreWorkflow
 
@@ -21,6 +22,7 @@ WORKFLOWS: Sequence[type] = (
     AlertGroupWorkflow,
     SilenceStoreWorkflow,
     EscalationWorkflow,
+    OverrideStoreWorkflow,
 )
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from workflows.alerts import Alert, AlertStatus
 from workflows.durations import Duration
 from workflows.escalation import EscalationSnapshot
+from workflows.oncall import Override
 from workflows.routing import ResolvedRoute
 from workflows.severity import ImpactFacts, Severity, SeverityPolicy
 from workflows.time_intervals import TimeInterval
@@ -470,4 +471,40 @@ class EscalationOutcome(Contract):
 class Escalate(Contract):
     """Update: page the next level now."""
 
+    actor: str
+
+
+# --- on-call overrides made at run time --------------------------------------------------------
+
+
+class StoredOverride(Contract):
+    """An override added through the API or CLI, for one schedule."""
+
+    id: str
+    schedule: str
+    override: Override
+
+
+class OverrideStoreInput(Contract):
+    """OverrideStoreWorkflow input; ``overrides`` carries over continue-as-new."""
+
+    overrides: list[StoredOverride] = Field(default_factory=list)
+    max_history_events: int | None = None
+
+
+class AddOverride(Contract):
+    """Update: put ``user`` on call on ``schedule`` for [start, end)."""
+
+    schedule: str
+    user: str
+    start: datetime
+    end: datetime
+    created_by: str
+    reason: str = ""
+
+
+class RemoveOverride(Contract):
+    """Update: take an override back."""
+
+    id: str
     actor: str
