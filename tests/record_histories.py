@@ -33,6 +33,7 @@ from workflows.alerts import Alert, AlertSource, AlertStatus, fingerprint
 from workflows.contracts import (
     Acknowledge,
     AddNote,
+    AddOverride,
     AlertGroupInput,
     AlertsArrived,
     AllocateNumber,
@@ -42,7 +43,9 @@ from workflows.contracts import (
     GroupedAlert,
     IncidentSettings,
     MarkMitigated,
+    OverrideStoreInput,
     RefusalRecorded,
+    RemoveOverride,
     Reopen,
     Resolve,
     Role,
@@ -51,6 +54,7 @@ from workflows.contracts import (
     Severity,
 )
 from workflows.incident import IncidentWorkflow
+from workflows.overrides import OverrideStoreWorkflow
 from workflows.routing import load_routing, match_routes
 from workflows.sequence import IncidentSequenceWorkflow
 from workflows.severity import ImpactFacts, ImpactLevel
@@ -257,7 +261,37 @@ async def paging(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
     }
 
 
+async def override_store(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """Runtime on-call overrides: two added, one removed."""
+    h = await client.start_workflow(
+        OverrideStoreWorkflow.run,
+        OverrideStoreInput(),
+        id="record-overrides",
+        task_queue=TASK_QUEUE,
+    )
+    now = datetime.now(UTC)
+    ids = []
+    for user, hours in (("bob", 8), ("carol", 4)):
+        stored = await h.execute_update(
+            OverrideStoreWorkflow.add_override,
+            AddOverride(
+                schedule="primary",
+                user=user,
+                start=now,
+                end=now + timedelta(hours=hours),
+                created_by="alice",
+                reason="covering",
+            ),
+        )
+        ids.append(stored.id)
+    await h.execute_update(
+        OverrideStoreWorkflow.remove_override, RemoveOverride(id=ids[1], actor="alice")
+    )
+    return {"override-store-add-remove": h}
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "override_store": override_store,
     "paging": paging,
     "alert_group_to_incident": alert_group_to_incident,
     "full_lifecycle": full_lifecycle,

@@ -36,6 +36,7 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-from-alerts-auto-resolved",
         "incident-paging-escalated-acked-resolved",
         "escalation-escalated-acked-resolved",
+        "override-store-add-remove",
     } <= names
 
 
