@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         DeclaredIncident,
         DeclareFromAlerts,
     )
+    from workflows.history import history_is_long
     from workflows.severity import ImpactFacts, ImpactLevel
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -306,11 +307,7 @@ class AlertGroupWorkflow:
             await workflow.sleep(remaining)
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._in.max_history_events
-        )
+        return history_is_long(self._in.max_history_events)
 
 
 def _severity(alert: Alert) -> str | None:

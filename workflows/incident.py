@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         UpdateResult,
     )
+    from workflows.history import history_is_long
     from workflows.lifecycle import Action, TransitionRefused, is_open, next_status
     from workflows.severity import ImpactFacts, ImpactLevel, Severity, classify
 
@@ -214,11 +215,7 @@ class IncidentWorkflow:
         return self._s.status is S.CLOSED
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._config.settings.max_history_events
-        )
+        return history_is_long(self._config.settings.max_history_events)
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)

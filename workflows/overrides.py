@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         RemoveOverride,
         StoredOverride,
     )
+    from workflows.history import history_is_long
     from workflows.oncall import Override
 
 OVERRIDE_STORE_WORKFLOW_ID = "fireline-overrides"
@@ -57,11 +58,7 @@ class OverrideStoreWorkflow:
         workflow.continue_as_new(self._input.model_copy(update={"overrides": kept}))
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        limit = self._input.max_history_events
-        return info.is_continue_as_new_suggested() or (
-            limit is not None and info.get_current_history_length() >= limit
-        )
+        return history_is_long(self._input.max_history_events)
 
     @workflow.query
     def overrides(self, schedule: str | None = None) -> list[StoredOverride]:

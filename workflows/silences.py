@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.history import history_is_long
     from workflows.suppression import (
         AddSilence,
         ExpireSilence,
@@ -90,11 +91,7 @@ class SilenceStoreWorkflow:
             )
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        limit = self._input.max_history_events
-        return info.is_continue_as_new_suggested() or (
-            limit is not None and info.get_current_history_length() >= limit
-        )
+        return history_is_long(self._input.max_history_events)
 
     # --- queries -------------------------------------------------------------------------
 
