@@ -216,6 +216,10 @@ def test_fireline_up_starts_stops_cleanly_and_restarts_with_state(
     up = Proc(fireline("up"), env, tmp_path / "up1.log")
     procs.append(up)
     wait_ready(url, up)
+    # The banner follows readiness by a moment (it waits for uvicorn's started flag).
+    deadline = time.monotonic() + 10
+    while "fireline is up" not in up.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
     banner = up.output()
     assert f"API            {url}" in banner
     assert "Temporal UI    http://127.0.0.1:" in banner
