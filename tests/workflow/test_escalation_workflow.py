@@ -183,21 +183,23 @@ async def declare(
 
 
 async def skip(time_env: WorkflowEnvironment, duration: timedelta) -> None:
-    """Skip test-server time in steps, retrying a step whose RPC timed out.
+    """Skip test-server time in steps, retrying a step whose RPC failed.
 
-    The time-skipping test server now and then answers a long skip with "Timeout expired"
-    while activities complete mid-jump. Steps of at most 15 minutes, retried once, keep the
-    scenarios deterministic; none of them depends on overshooting by a step.
+    Under load the time-skipping test server now and then fails a long skip ("Timeout
+    expired", "h2 protocol error") while activities complete mid-jump. Steps of at most
+    15 minutes, each tried up to three times, keep the scenarios deterministic; none of
+    them depends on overshooting by a step.
     """
     step = timedelta(minutes=15)
     while duration > timedelta(0):
         this = min(step, duration)
-        try:
-            await time_env.sleep(this)
-        except RPCError as exc:
-            if "Timeout expired" not in exc.message:
-                raise
-            await time_env.sleep(this)
+        for attempt in range(3):
+            try:
+                await time_env.sleep(this)
+                break
+            except RPCError:
+                if attempt == 2:
+                    raise
         duration -= this
 
 
