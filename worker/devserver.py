@@ -125,7 +125,21 @@ class DevServer:
         return cmd
 
     async def start(self, timeout: float = 60.0) -> None:
-        """Start the server and return once it accepts connections."""
+        """Start the server and return once it accepts connections.
+
+        A restart right after a stop can find the port still held for a moment (Temporal
+        then exits with "address already in use"); that is retried a few times.
+        """
+        for attempt in range(5):
+            try:
+                await self._start_once(timeout)
+                return
+            except DevServerError as exc:
+                if "address already in use" not in str(exc) or attempt == 4:
+                    raise
+                await asyncio.sleep(1.0 + attempt)
+
+    async def _start_once(self, timeout: float) -> None:
         for port, setting in (
             (self.port, "FIRELINE_TEMPORAL_PORT"),
             (self.ui_port, "FIRELINE_UI_PORT"),
@@ -157,7 +171,7 @@ class DevServer:
             if self._proc.poll() is not None:
                 raise DevServerError(
                     f"the Temporal dev server exited with status {self._proc.returncode}; "
-                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                    f"{self._bind_error()}last lines of {self.log_path}:\n{self.log_tail()}"
                 )
             if await _accepts(self.ip, self.port) and await self._namespace_ready():
                 await self._set_retention()
@@ -199,11 +213,20 @@ class DevServer:
         )
 
     def log_tail(self, lines: int = 20) -> str:
+        # The bind error precedes Temporal's panic trace by a few lines: keep it visible.
         """The end of the server's log, for error messages."""
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def _bind_error(self) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [line for line in text.splitlines()[-200:] if "address already in use" in line]
+        return f"address already in use ({lines[-1].strip()[:200]}); " if lines else ""
 
     async def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL if it does not exit in time."""

@@ -187,18 +187,18 @@ async def skip(time_env: WorkflowEnvironment, duration: timedelta) -> None:
 
     Under load the time-skipping test server now and then fails a long skip ("Timeout
     expired", "h2 protocol error") while activities complete mid-jump. Steps of at most
-    15 minutes, each tried up to three times, keep the scenarios deterministic; none of
+    5 minutes, each tried up to five times, keep the scenarios deterministic; none of
     them depends on overshooting by a step.
     """
-    step = timedelta(minutes=15)
+    step = timedelta(minutes=5)
     while duration > timedelta(0):
         this = min(step, duration)
-        for attempt in range(3):
+        for attempt in range(5):
             try:
                 await time_env.sleep(this)
                 break
             except RPCError:
-                if attempt == 2:
+                if attempt == 4:
                     raise
         duration -= this
 
@@ -215,7 +215,7 @@ async def test_level_one_pages_the_on_call_and_an_ack_stops_and_closes_the_loop(
     # Pages due at the same moment go out together, in no particular order.
     assert sorted(pager.triggers()) == [("alice", "console"), ("alice", "pagerduty")]
     await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(actor="alice"))
-    await skip(time_env, timedelta(hours=1))
+    await skip(time_env, timedelta(minutes=20))
     assert len(pager.triggers()) == 2  # nobody else was paged
     # Only the vendor that keeps pages open hears about the acknowledgement.
     assert pager.follow_ups(PageAction.ACKNOWLEDGE) == ["alice"]
@@ -233,7 +233,7 @@ async def test_nobody_acks_so_every_level_and_the_repeat_are_paged(
     time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
 ) -> None:
     handle = await declare(time_env, client, task_queue, pager)
-    await skip(time_env, timedelta(hours=1))
+    await skip(time_env, timedelta(minutes=35))
     recipients = [r for r, kind in pager.triggers() if kind == "console"]
     assert recipients == ["alice", "carol", "alice", "carol"]
     texts = await timeline(handle)
@@ -261,7 +261,7 @@ async def test_resolve_during_escalation_stops_it_and_resolves_the_pages(
     handle = await declare(time_env, client, task_queue, pager)
     await skip(time_env, timedelta(minutes=2))
     await handle.execute_update(IncidentWorkflow.resolve, Resolve(actor="bob", summary="fixed"))
-    await skip(time_env, timedelta(hours=1))
+    await skip(time_env, timedelta(minutes=20))
     assert [r for r, _ in pager.triggers()] == ["alice", "alice"]
     assert pager.follow_ups(PageAction.RESOLVE) == ["alice"]
     assert pager.follow_ups(PageAction.ACKNOWLEDGE) == []
@@ -297,7 +297,7 @@ async def test_an_override_that_starts_mid_incident_takes_the_next_pass(
         "reason": "alice is off sick",
     }
     await declare(time_env, client, task_queue, pager, overrides=[override])
-    await skip(time_env, timedelta(hours=1))
+    await skip(time_env, timedelta(minutes=25))
     consoles = [r for r, kind in pager.triggers() if kind == "console"]
     assert consoles == ["alice", "carol", "bob", "carol"]
 
