@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 
 class Contract(BaseModel):
@@ -138,3 +138,36 @@ class PageResult(Contract):
     detail: str = ""
     action: PageAction = PageAction.TRIGGER
     dedup_key: str = ""
+
+
+class ActionRequest(Contract):
+    """The input of every runbook action activity (``k8s.rollback``, ``http.request``, ...).
+
+    ``inputs`` are the step's ``with`` values after substitution; each action validates them
+    with its own model and refuses bad ones as a non-retryable ``ApplicationError`` naming
+    the field. ``idempotency_key`` is stable across activity retries and worker restarts
+    (run id + step id + the step's visit), so an action that already took effect reports
+    what it did instead of doing it again.
+    """
+
+    incident_id: str = Field(min_length=1)
+    run_id: str = Field(min_length=1)
+    step_id: str = Field(min_length=1)
+    idempotency_key: str = Field(min_length=1)
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    # Dry run: report what would be done, change nothing.
+    dry_run: bool = False
+    # Who approved or started the run, for audit trails on the target system.
+    actor: str = ""
+
+
+class ActionResult(Contract):
+    """The output of every runbook action activity."""
+
+    # Referenced by later steps as ``{steps.<id>.output.<key>}``.
+    output: dict[str, JsonValue] = Field(default_factory=dict)
+    # One line for the incident timeline: what was done (or would be, in a dry run).
+    summary: str = ""
+    # False when the target state already held (an idempotent no-op) or in a dry run.
+    changed: bool = False
+    dry_run: bool = False
