@@ -174,6 +174,10 @@ class IncidentService:
                         id=workflow_id(incident_id),
                         task_queue=self.task_queue,
                         memo=memo,
+                        # When this runs in a worker's process (an alert's declaration), the
+                        # server hands the first task straight back: one dispatch hop less
+                        # before the first page. Elsewhere it is a normal start.
+                        request_eager_start=True,
                         search_attributes=TypedSearchAttributes(
                             [
                                 SearchAttributePair(sa.STATUS, IncidentStatus.DECLARED.value),

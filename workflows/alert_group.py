@@ -22,6 +22,7 @@ passes quietly.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -42,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.history import history_is_long
     from workflows.severity import ImpactFacts, ImpactLevel
+
+T = TypeVar("T")
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Talking to our own Temporal: retry forever with backoff; a group must not give up.
@@ -80,7 +83,12 @@ class AlertGroupWorkflow:
         """Flush on Alertmanager's timers until the group has been quiet long enough."""
         if self._s.created_at is None:
             self._s.created_at = workflow.now()
-            await workflow.sleep(self._route.group_wait)
+            # A zero group_wait used to be a 0 s timer, which the server fires about a second
+            # later (its timer queue's granularity): a whole second before anyone is paged.
+            if self._route.group_wait > timedelta(0) or not workflow.patched(
+                "skip-zero-group-wait"
+            ):
+                await workflow.sleep(self._route.group_wait)
         while True:
             if self._dirty or self._recheck_due():
                 self._dirty = False
@@ -163,7 +171,7 @@ class AlertGroupWorkflow:
         note = None
         if self._s.cascade_of:
             note = f"likely cascade: {self._route.service} depends on {self._s.cascade_of}"
-        attached: bool = await workflow.execute_activity(
+        attached: bool = await self._call(
             "incidents.attach_alerts",
             AttachAlerts(
                 incident_id=self._s.incident_id,
@@ -176,9 +184,7 @@ class AlertGroupWorkflow:
                     acknowledged_by=ack,
                 ),
             ),
-            result_type=bool,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
+            bool,
         )
         if not attached:
             return False
@@ -191,14 +197,12 @@ class AlertGroupWorkflow:
 
     async def _find_or_declare_incident(self) -> None:
         if self._in.correlate_with:
-            found: Correlation = await workflow.execute_activity(
+            found: Correlation = await self._call(
                 "incidents.correlate",
                 CorrelateRequest(
                     services=self._in.correlate_with, window=self._in.correlation_window
                 ),
-                result_type=Correlation,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RETRY,
+                Correlation,
             )
             if found.incident_id:
                 self._s.incident_id = found.incident_id
@@ -209,7 +213,7 @@ class AlertGroupWorkflow:
             return
         firing = self._active_firing()
         first = min(firing, key=lambda a: (a.starts_at, a.fingerprint))
-        declared: DeclaredIncident = await workflow.execute_activity(
+        declared: DeclaredIncident = await self._call(
             "incidents.declare_from_alerts",
             DeclareFromAlerts(
                 # Stable across activity retries and replays; a new one per declaration.
@@ -223,12 +227,36 @@ class AlertGroupWorkflow:
                 labels=dict(first.labels),
                 escalation_policy=self._route.escalation_policy,
             ),
-            result_type=DeclaredIncident,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
+            DeclaredIncident,
         )
         self._s.incident_id = declared.incident_id
         self._s.declarations += 1
+
+    async def _call(self, name: str, arg: Any, result_type: type[T]) -> T:
+        """Run one of the incident activities on the alert → page path.
+
+        As local activities they run inside the group's workflow task: no hand-off through
+        the server's task dispatch, which costs 25-50 ms per hop on the embedded server
+        (bench/page_latency.py). They are short (a visibility query, an Update, a signal)
+        and idempotent by request id, which is what local activities are for.
+        """
+        if workflow.patched("alert-group-local-activities"):
+            local: T = await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+            )
+            return local
+        remote: T = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        return remote
 
     def _declare_rule_holds(self) -> bool:
         rule = self._route.declare

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -23,7 +24,14 @@ from activities.contracts import ContactKind, Page, PageAction, PageResult
 from tests.support import eventually, register_search_attributes
 from worker.config import FirelineConfig
 from worker.devserver import find_binary
-from workflows.contracts import Acknowledge, DeclareIncident, Escalate, Resolve, Severity
+from workflows.contracts import (
+    Acknowledge,
+    DeclareIncident,
+    Escalate,
+    EscalationStop,
+    Resolve,
+    Severity,
+)
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.oncall import on_call_at
@@ -412,3 +420,94 @@ async def _dst_scenario(time_env: WorkflowEnvironment, client: Client, task_queu
         await eventually(first_paged, timeout=15)
         await skip(time_env, timedelta(minutes=15))
         assert [r for r, _ in pager.triggers()] == [before.user, after.user]
+
+
+@pytest.fixture
+async def own_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server for one scenario: it must skip time with no worker polling, which
+    leftovers of the other scenarios (tasks nobody will ever take) can block."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=pydantic_data_converter,
+    )
+    await register_search_attributes(env.client)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def test_an_ack_in_the_same_instant_as_the_escalation_timer_wins(
+    own_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """The timer firing and the acknowledgement land in one workflow task: no level 2.
+
+    With no worker polling, the level-1 timer fires on the server and the stop signal
+    arrives; both wait in the same pending workflow task, so the new worker sees them in
+    one activation, the closest a test can get to "the same instant".
+    """
+    client = own_env.client
+    fake = Pager()
+    fake.started = []  # type: ignore[attr-defined]
+
+    def worker() -> Worker:
+        return Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[IncidentWorkflow, EscalationWorkflow],
+            activities=[fake.send],
+            # No sticky queue: the pending task must reach the next worker at once, not
+            # after the stopped worker's sticky queue times out.
+            max_cached_workflows=0,
+        )
+
+    async with worker():
+        handle = await declare(own_env, client, task_queue, fake)
+        escalation = client.get_workflow_handle("escalation-" + handle.id.removeprefix("incident-"))
+
+        async def both_idle() -> None:
+            # Stop the worker only once nothing is in flight: the test server does not
+            # skip time past a workflow task or signal that waits for a worker.
+            for wf in (handle, escalation):
+                assert _idle([e.event_type for e in (await wf.fetch_history()).events]), wf.id
+
+        await eventually(both_idle, timeout=15)
+    try:
+        await skip(own_env, timedelta(minutes=5, seconds=1))  # level 1's delay is 5m
+        await escalation.signal(
+            EscalationWorkflow.stop, EscalationStop(reason="acknowledged", actor="alice")
+        )
+        async with worker():
+
+            async def pages_acknowledged() -> None:
+                assert fake.follow_ups(PageAction.ACKNOWLEDGE) == ["alice"]
+
+            await eventually(pages_acknowledged, timeout=15)
+            await skip(own_env, timedelta(minutes=20))
+            assert [r for r, _ in fake.triggers()] == ["alice", "alice"]  # carol never paged
+            history = await escalation.fetch_history()
+            kinds = [e.event_type for e in history.events]
+            fired = kinds.index(EventType.EVENT_TYPE_TIMER_FIRED)
+            signaled = kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+            # Both before the same workflow task: one activation saw them together.
+            between = kinds[min(fired, signaled) : max(fired, signaled)]
+            assert EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED not in between
+            texts = await timeline(handle)
+            assert not any("escalating to level 2" in t for t in texts), texts
+    finally:
+        for wf_id in (handle.id, escalation.id):
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(wf_id).terminate("test finished")
+
+
+def _idle(kinds: list[EventType.ValueType]) -> bool:
+    """Nothing waits on a worker: no task scheduled after the last one completed."""
+    done = len(kinds) - 1 - kinds[::-1].index(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    tail = kinds[done + 1 :]
+    opened = tail.count(EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED)
+    closed = tail.count(EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED)
+    return (
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED not in tail
+        and opened == closed
+        and (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in tail)
+    )

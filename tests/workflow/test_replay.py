@@ -33,6 +33,7 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-open-acknowledged",
         "incident-sequence",
         "alert-group-declares-resolves-lingers",
+        "alert-group-before-local-activities",
         "incident-from-alerts-auto-resolved",
         "incident-paging-escalated-acked-resolved",
         "escalation-escalated-acked-resolved",
