@@ -9,7 +9,7 @@ loopback only) by the ``X-Fireline-User`` header.
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 from worker.ack_pages import AckOutcome, AckResult, ack_router
 from worker.alert_api import alert_router
 from worker.alert_intake import AlertIntake
+from worker.codec_server import install_codec_server
 from worker.config import FirelineConfig
 from worker.errors import BadRequest, Conflict, FirelineError, NotFound, Unauthorized
 from worker.incident_service import DeclareRequest, IncidentService, IncidentSummary
@@ -136,11 +137,17 @@ class SilenceBody(_Body):
 
 
 def create_app(
-    config: FirelineConfig, client: Client, task_queue: str, *, ack_secret: bytes | None = None
+    config: FirelineConfig,
+    client: Client,
+    task_queue: str,
+    *,
+    ack_secret: bytes | None = None,
+    ui_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The API application, bound to a Temporal client and a loaded config.
 
     ``ack_secret`` verifies one-click acknowledge links; workers sign with the same one.
+    ``ui_origins`` are the Temporal UIs that may call the codec server (when encrypting).
     """
     service = IncidentService(client, config, task_queue)
     metrics = Registry()
@@ -214,6 +221,7 @@ def create_app(
         return x_fireline_user
 
     Caller = Annotated[str, Depends(caller)]  # noqa: N806 - a type alias, named as one
+    install_codec_server(app, client.data_converter.payload_codec, caller, ui_origins)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -654,9 +654,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Replay exported workflow histories against this code."""
     import asyncio
 
+    from worker.codec import EncryptionKeyError
     from worker.replay import replay_files
 
-    results = asyncio.run(replay_files([Path(p) for p in args.paths]))
+    try:
+        results = asyncio.run(replay_files([Path(p) for p in args.paths]))
+    except EncryptionKeyError as exc:
+        raise CliError(f"payload encryption: {exc}", EXIT_USAGE) from None
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=2))
     else:
@@ -667,6 +671,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
             )
         )
     return EXIT_OK if all(r.ok for r in results) else EXIT_REFUSED
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    """Print a new payload-encryption key line (``key-id=base64key``)."""
+    from worker.codec import EncryptionKeyError, generate_key_line
+
+    key_id = args.id or f"key-{datetime.now(UTC):%Y%m%d}-{os.urandom(2).hex()}"
+    try:
+        line = generate_key_line(key_id)
+    except EncryptionKeyError as exc:
+        raise CliError(f"--id: {exc}", EXIT_USAGE) from None
+    print(line)
+    print(
+        "fireline: put this line first in FIRELINE_ENCRYPTION_KEYS_FILE (first = active) and keep "
+        "the older keys listed below it, so payloads written with them still decrypt",
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -873,6 +895,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="history JSON files or directories")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)
+
+    keys = sub.add_parser("keys", help="payload encryption keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    p = ksub.add_parser("generate", help="print a new AES-256 key line (key-id=base64key)")
+    p.add_argument("--id", help="key id (default: key-<date>-<random>)")
+    p.set_defaults(func=cmd_keys_generate)
     return parser
 
 

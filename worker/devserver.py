@@ -80,6 +80,7 @@ class DevServer:
         ip: str = "127.0.0.1",
         dynamic_config: dict[str, str] | None = None,
         retention: timedelta = DEFAULT_RETENTION,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.port = port
@@ -88,6 +89,8 @@ class DevServer:
         self.ip = ip
         self.dynamic_config = dynamic_config or {}
         self.retention = retention
+        # The UI decodes encrypted payloads through fireline's codec server.
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.log_path = state_dir / "temporal.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -120,6 +123,8 @@ class DevServer:
             *search_attributes.cli_flags(),
         ]
         cmd += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.ui_port and self.ui_codec_endpoint:
+            cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         for key, value in self.dynamic_config.items():
             cmd += ["--dynamic-config-value", f"{key}={value}"]
         return cmd

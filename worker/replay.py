@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from worker.runner import WORKFLOWS
+from worker.settings import Settings
+from worker.temporal_client import data_converter
 
 
 @dataclass
@@ -55,9 +57,17 @@ def _workflow_type(history: WorkflowHistory) -> str:
     return attrs.workflow_type.name or "?"
 
 
-async def replay_files(paths: list[Path]) -> list[ReplayResult]:
-    """Replay every history; a broken file is a failed result, not an exception."""
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+async def replay_files(
+    paths: list[Path], converter: DataConverter | None = None
+) -> list[ReplayResult]:
+    """Replay every history; a broken file is a failed result, not an exception.
+
+    The converter defaults to the one the settings describe, so histories written with
+    encryption on decrypt with the configured keys (``EncryptionKeyError`` if they are wrong).
+    """
+    if converter is None:
+        converter = data_converter(Settings())
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=converter)
     results: list[ReplayResult] = []
     for path in expand(paths):
         try:

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
 
+    # Payload encryption (worker.codec): 'key-id=base64key' entries, first = active. Either
+    # inline or from a file; every process that talks to Temporal needs the same keys.
+    encryption_keys: SecretStr | None = None
+    encryption_keys_file: Path | None = None
+    encryption_active_key: str | None = None
+    # Origins of Temporal UIs allowed to call the codec server, comma separated; default the
+    # embedded UI (http://127.0.0.1:<ui_port>, http://localhost:<ui_port>).
+    temporal_ui_origins: str | None = None
+
     state_dir: Path = Path(".fireline")
     # Signs one-click acknowledge links; API and workers must share it. Default: a random
     # secret kept in the state directory (fine for one machine).
@@ -56,6 +65,18 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Where people reach the API and pages."""
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def encryption_enabled(self) -> bool:
+        """True when encryption keys are configured (worker.codec validates them)."""
+        return self.encryption_keys is not None or self.encryption_keys_file is not None
+
+    @property
+    def ui_origins(self) -> list[str]:
+        """Temporal UI origins the codec server answers (CORS)."""
+        if self.temporal_ui_origins:
+            return [o.strip() for o in self.temporal_ui_origins.split(",") if o.strip()]
+        return [f"http://127.0.0.1:{self.ui_port}", f"http://localhost:{self.ui_port}"]
 
 
 def is_loopback(host: str) -> bool:

@@ -14,6 +14,7 @@ import sys
 from temporalio.client import Client
 
 from worker.api import create_app
+from worker.codec import EncryptionKeyError, keyring_from_settings
 from worker.config import ConfigError, FirelineConfig, load_config
 from worker.devserver import DevServer, DevServerError, port_is_free
 from worker.process import api_server
@@ -35,6 +36,10 @@ def load_checked_config(settings: Settings, *, serves_api: bool) -> FirelineConf
         config = load_config(settings.config)
     except ConfigError as exc:
         raise StartupError(str(exc)) from None
+    try:
+        keyring_from_settings(settings)
+    except EncryptionKeyError as exc:
+        raise StartupError(f"payload encryption: {exc}") from None
     if serves_api and not config.auth.tokens and not is_loopback(settings.api_host):
         raise StartupError(
             f"local mode (no auth.tokens in {settings.config or 'the config'}) trusts the user "
@@ -73,6 +78,7 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
             port=settings.temporal_port,
             ui_port=settings.ui_port,
             namespace=settings.namespace,
+            ui_codec_endpoint=f"{settings.base_url}/codec" if settings.encryption_enabled else None,
         )
         _progress(
             f"starting Temporal dev server on {server.address} (state in {settings.state_dir}/)"
@@ -89,7 +95,13 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
             activities(client, config, settings.task_queue, settings),
         )
         api = api_server(
-            create_app(config, client, settings.task_queue, ack_secret=ack_secret(settings)),
+            create_app(
+                config,
+                client,
+                settings.task_queue,
+                ack_secret=ack_secret(settings),
+                ui_origins=settings.ui_origins,
+            ),
             settings.api_host,
             settings.api_port,
         )
@@ -130,7 +142,13 @@ async def run_api(settings: Settings, stop: asyncio.Event) -> int:
     config = load_checked_config(settings, serves_api=True)
     _check_api_port(settings)
     client = await _connect(settings)
-    app = create_app(config, client, settings.task_queue, ack_secret=ack_secret(settings))
+    app = create_app(
+        config,
+        client,
+        settings.task_queue,
+        ack_secret=ack_secret(settings),
+        ui_origins=settings.ui_origins,
+    )
     api = api_server(app, settings.api_host, settings.api_port)
     serving = asyncio.create_task(api.serve())
     log.info("API on %s (docs at %s/docs)", settings.base_url, settings.base_url)
@@ -144,6 +162,13 @@ async def _wait_for_stop_or_exit(stop: asyncio.Event, serving: asyncio.Task[None
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+
+
+def _encryption_mode(settings: Settings) -> str:
+    keyring = keyring_from_settings(settings)
+    if keyring is None:
+        return "off (payloads readable in Temporal; set FIRELINE_ENCRYPTION_KEYS)"
+    return f"AES-256-GCM, active key '{keyring.active}' of {len(keyring.ids)}"
 
 
 def _progress(text: str) -> None:
@@ -166,6 +191,7 @@ def _banner(settings: Settings, server: DevServer | None, config: FirelineConfig
         f"    Temporal       {settings.address} (namespace {settings.namespace})",
         f"    config         {settings.config or '(none: defaults)'}",
         f"    auth           {mode}",
+        f"    encryption     {_encryption_mode(settings)}",
         "",
         '  Try:  fireline incident declare --as alice --service checkout "Checkout errors"',
         "  Stop: Ctrl-C",

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverter
 
+from worker.codec import EncryptionCodec, keyring_from_settings
 from worker.settings import Settings
+
+
+class _EncryptedFailureConverter(DefaultFailureConverter):
+    """Failure messages and stack traces go into an encoded payload, so the codec covers them."""
+
+    def __init__(self) -> None:
+        super().__init__(encode_common_attributes=True)
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """fireline's one data converter: pydantic, plus AES-GCM when keys are configured.
+
+    Raises ``worker.codec.EncryptionKeyError`` when the key settings are wrong.
+    """
+    keyring = keyring_from_settings(settings)
+    if keyring is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keyring),
+        failure_converter_class=_EncryptedFailureConverter,
+    )
 
 
 def connect_options(settings: Settings) -> dict[str, Any]:
@@ -25,7 +50,7 @@ def connect_options(settings: Settings) -> dict[str, Any]:
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return {
         "namespace": settings.namespace,
-        "data_converter": pydantic_data_converter,
+        "data_converter": data_converter(settings),
         "tls": tls,
         "api_key": api_key,
     }
