@@ -13,7 +13,9 @@ Carried by ``temporalio.contrib.pydantic.pydantic_data_converter``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -171,3 +173,33 @@ class ActionResult(Contract):
     # False when the target state already held (an idempotent no-op) or in a dry run.
     changed: bool = False
     dry_run: bool = False
+
+
+class MetricQuery(Contract):
+    """The input of ``metrics.query``: one instant query, one measurement of a check step."""
+
+    # A key of ``metrics`` in fireline.yaml; a check step's ``provider``.
+    source: str = Field("prometheus", min_length=1)
+    query: str = Field(min_length=1)
+    # The evaluation time; None: the activity's clock when it runs (recorded in the sample).
+    time: datetime | None = None
+
+
+class MetricSample(Contract):
+    """The output of ``metrics.query``: the values a check's conditions read as ``result``."""
+
+    # PromQL answers NaN and ±Inf (0/0, x/0), which JSON cannot write as numbers: without
+    # this they would be recorded as null and the sample could not be read back.
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    source: str
+    query: str
+    result_type: Literal["vector", "scalar"]
+    # result[0], result[1], ...: one per series, ordered by label set (activities.metrics).
+    values: list[float] = Field(default_factory=list)
+    # The label set of each value, in the same order; a scalar's is empty.
+    labels: list[dict[str, str]] = Field(default_factory=list)
+    # When the query was evaluated.
+    time: datetime
+    # Prometheus' warnings and info annotations (e.g. "metric might not be a counter").
+    warnings: list[str] = Field(default_factory=list)

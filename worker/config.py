@@ -12,6 +12,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -24,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from activities.contracts import ContactMethod
+from activities.kubernetes.clusters import ClusterConfig
 from workflows.contracts import (
     ConfigSnapshot,
     IncidentSettings,
@@ -261,6 +263,79 @@ class Paging(_Strict):
     ack_link_ttl: Duration = timedelta(hours=24)
 
 
+class BasicAuth(_Strict):
+    """HTTP basic authentication."""
+
+    username: str = Field(min_length=1)
+    password: _ReadableSecret
+
+
+class HeaderAuth(_Strict):
+    """A credential sent in a header of its own, e.g. ``X-API-Key``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    value: _ReadableSecret
+
+
+class _HttpTarget(_Strict):
+    """A service runbook steps call over HTTP: at most one credential, and a timeout."""
+
+    bearer_token: _ReadableSecret | None = None
+    basic_auth: BasicAuth | None = None
+    auth_header: HeaderAuth | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Self:
+        given = (self.bearer_token, self.basic_auth, self.auth_header)
+        if sum(c is not None for c in given) > 1:
+            raise ValueError("give at most one of bearer_token, basic_auth, auth_header")
+        return self
+
+    def secret_refs(self) -> dict[str, SecretRef]:
+        """Each configured secret by its field path, for the checks at load time."""
+        refs: dict[str, SecretRef] = {}
+        if self.bearer_token:
+            refs["bearer_token"] = self.bearer_token
+        if self.basic_auth:
+            refs["basic_auth.password"] = self.basic_auth.password
+        if self.auth_header:
+            refs["auth_header.value"] = self.auth_header.value
+        return refs
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers carrying the credential, with the secret read now."""
+        if self.bearer_token:
+            return {"Authorization": f"Bearer {_secret_text(self.bearer_token)}"}
+        if self.basic_auth:
+            pair = f"{self.basic_auth.username}:{_secret_text(self.basic_auth.password)}"
+            return {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}
+        if self.auth_header:
+            return {self.auth_header.name: _secret_text(self.auth_header.value)}
+        return {}
+
+
+def _secret_text(ref: SecretRef) -> str:
+    raw = ref.value()
+    if raw is None:
+        # load_config checked it; it vanished since (an unset variable, a moved file).
+        raise ConfigError("a secret configured in fireline.yaml cannot be read now")
+    return raw.decode()
+
+
+class PrometheusSource(_HttpTarget):
+    """A Prometheus-compatible query API that check steps measure with (``metrics.query``)."""
+
+    # Everything before /api/v1, e.g. https://prometheus.example.com or .../prometheus.
+    url: str = Field(pattern=r"^https?://")
+
+
+class HttpEndpoint(_HttpTarget):
+    """A named HTTP service for ``http.request`` and ``flag.set`` steps."""
+
+    base_url: str = Field(pattern=r"^https?://")
+
+
 class Alerting(_Strict):
     """How alert groups relate to incidents."""
 
@@ -300,6 +375,12 @@ class FirelineConfig(_Strict):
     # Escalation policies by name.
     escalation_policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
     paging: Paging = Field(default_factory=Paging)
+    # Kubernetes clusters by name; each one's actions run on its own task queue.
+    clusters: dict[str, ClusterConfig] = Field(default_factory=dict)
+    # Metrics sources for check steps, by name (a check's ``provider``, default prometheus).
+    metrics: dict[str, PrometheusSource] = Field(default_factory=dict)
+    # HTTP services runbook actions call, by name (``with: {endpoint: name}``).
+    http_endpoints: dict[str, HttpEndpoint] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -500,6 +581,15 @@ def load_config(path: Path | None) -> FirelineConfig:
             ref = getattr(integration, field_name)
             if ref is not None and (problem := ref.problem()):
                 problems.append(f"{path}: integrations.{name}.{field_name}: {problem}")
+    targets: dict[str, dict[str, PrometheusSource] | dict[str, HttpEndpoint]] = {
+        "metrics": config.metrics,
+        "http_endpoints": config.http_endpoints,
+    }
+    for section, entries in targets.items():
+        for name, target in entries.items():
+            for field_name, ref in target.secret_refs().items():
+                if problem := ref.problem():
+                    problems.append(f"{path}: {section}.{name}.{field_name}: {problem}")
     if problems:
         raise ConfigError("\n".join(problems))
     return config
