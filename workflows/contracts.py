@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from runbooks.schema import Runbook
+from runbooks.substitution import AlertFacts, IncidentFacts
 from workflows.alerts import Alert, AlertStatus
 from workflows.durations import Duration
 from workflows.escalation import EscalationSnapshot
@@ -150,6 +152,8 @@ class IncidentState(Contract):
     alert_groups: list[str] = Field(default_factory=list)
     # The escalation child's workflow id, once paging started.
     escalation_id: str | None = None
+    # Runbook runs started for this incident, oldest first.
+    runs: list[RunSummary] = Field(default_factory=list)
 
 
 # --- workflow input / output ------------------------------------------------------------
@@ -407,8 +411,6 @@ class AttachAlerts(Contract):
     changes: AlertsChanged
 
 
-# IncidentState refers to AlertChange, defined after it.
-IncidentState.model_rebuild()
 
 
 # --- escalation and paging ------------------------------------------------------------------
@@ -508,3 +510,171 @@ class RemoveOverride(Contract):
 
     id: str
     actor: str
+
+
+# --- runbooks ---------------------------------------------------------------------------------
+
+RunStatus = Literal["running", "paused", "succeeded", "failed", "aborted"]
+StepState = Literal[
+    "running",
+    "waiting_approval",
+    "succeeded",
+    "failed",
+    "skipped",
+]
+
+
+class StartRunbook(Contract):
+    """Update on the incident: run ``runbook`` (a snapshot; editing the file later changes
+    nothing for this run) as a child workflow."""
+
+    runbook: Runbook
+    actor: str
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    # The alert that triggered the run; None when a person started it.
+    alert: AlertFacts | None = None
+    dry_run: bool = False
+    # Cluster name → the task queue its worker polls, from config at the time of the start.
+    cluster_queues: dict[str, str] = Field(default_factory=dict)
+    # Group name → members (teams from config), for approvals by group.
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class RunSummary(Contract):
+    """One runbook run of an incident, as the incident knows it."""
+
+    run_id: str
+    workflow_id: str
+    runbook: str
+    status: RunStatus = "running"
+    dry_run: bool = False
+    started_by: str
+    started_at: datetime
+    # Set while a step waits for an approval.
+    waiting_step: str | None = None
+
+
+class RunbookInput(Contract):
+    """RunbookWorkflow input."""
+
+    run_id: str
+    incident_workflow_id: str
+    runbook: Runbook
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    alert: AlertFacts | None = None
+    incident: IncidentFacts
+    roles: dict[str, str] = Field(default_factory=dict)
+    users: list[str] = Field(default_factory=list)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    dry_run: bool = False
+    started_by: str
+    cluster_queues: dict[str, str] = Field(default_factory=dict)
+
+
+class Measurement(Contract):
+    """One measurement of a check step."""
+
+    at: datetime
+    values: list[float | None] = Field(default_factory=list)
+    phase: str
+    error: str = ""
+
+
+class StepRecord(Contract):
+    """One visit of one step: what went in, what came out, who decided."""
+
+    step_id: str
+    kind: str
+    visit: int = 1
+    status: StepState = "running"
+    started_at: datetime
+    ended_at: datetime | None = None
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    output: JsonValue = None
+    summary: str = ""
+    error: str = ""
+    attempts: int = 0
+    actor: str | None = None
+    comment: str = ""
+    measurements: list[Measurement] = Field(default_factory=list)
+
+
+class PendingApproval(Contract):
+    """The approval a run waits for."""
+
+    step_id: str
+    prompt: str
+    roles: list[str] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    deadline: datetime
+    escalated: bool = False
+
+
+class RunbookRunState(Contract):
+    """The run as the query ``state`` shows it."""
+
+    run_id: str
+    runbook: str
+    incident_id: str
+    status: RunStatus = "running"
+    dry_run: bool = False
+    started_by: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    paused_by: str | None = None
+    current_step: str | None = None
+    pending: PendingApproval | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    error: str = ""
+    in_failure_handler: bool = False
+
+
+class ApprovalDecision(Contract):
+    """Update on a run: approve or reject the step that waits."""
+
+    step_id: str
+    approve: bool
+    actor: str
+    comment: str = ""
+
+
+class RunControl(Contract):
+    """Update on a run: pause, resume or abort, by the commander."""
+
+    actor: str
+    reason: str = ""
+
+
+class IncidentFactsChanged(Contract):
+    """Signal to a run: the incident changed (status, severity, roles)."""
+
+    incident: IncidentFacts
+    roles: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertStatusChanged(Contract):
+    """Signal to a run: the alert that started it fired again or resolved."""
+
+    status: Literal["firing", "resolved"]
+
+
+class RunbookEvent(Contract):
+    """Signal to the incident: something in a run belongs on the timeline."""
+
+    run_id: str
+    runbook: str
+    kind: str
+    text: str
+    actor: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    status: RunStatus = "running"
+    waiting_step: str | None = None
+    # A passed check: the incident is mitigated (if it is not already).
+    mitigated: bool = False
+    # The runbook asks for more people: page the next escalation level.
+    escalate: bool = False
+
+
+# IncidentState refers to AlertChange and RunSummary, defined after it.
+IncidentState.model_rebuild()
