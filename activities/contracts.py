@@ -173,6 +173,8 @@ class ActionResult(Contract):
     # False when the target state already held (an idempotent no-op) or in a dry run.
     changed: bool = False
     dry_run: bool = False
+    # Which attempt produced this result; stamped by the worker's action wrapper.
+    attempt: int = 1
 
 
 class MetricQuery(Contract):

@@ -13,6 +13,7 @@ from workflows.alert_group import AlertGroupWorkflow
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.overrides import OverrideStoreWorkflow
+from workflows.runbook import RunbookWorkflow
 from workflows.sequence import IncidentSequenceWorkflow
 from workflows.silences import SilenceStoreWorkflow
 
@@ -23,6 +24,7 @@ WORKFLOWS: Sequence[type] = (
     SilenceStoreWorkflow,
     EscalationWorkflow,
     OverrideStoreWorkflow,
+    RunbookWorkflow,
 )
 
 

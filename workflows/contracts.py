@@ -411,8 +411,6 @@ class AttachAlerts(Contract):
     changes: AlertsChanged
 
 
-
-
 # --- escalation and paging ------------------------------------------------------------------
 
 
@@ -574,8 +572,11 @@ class RunbookInput(Contract):
 class Measurement(Contract):
     """One measurement of a check step."""
 
+    # PromQL answers NaN and ±Inf; JSON cannot hold them as numbers.
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
     at: datetime
-    values: list[float | None] = Field(default_factory=list)
+    values: list[float] = Field(default_factory=list)
     phase: str
     error: str = ""
 

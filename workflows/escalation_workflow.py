@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         low_urgency_wait,
         total_attempts,
     )
+    from workflows.failures import activity_failure_reason
 
 PAGE_TIMEOUT = timedelta(seconds=30)
 # A page is retried for a few minutes (429s and 5xx honour Retry-After); a permanent vendor
@@ -187,7 +188,7 @@ class EscalationWorkflow:
             )
         except ActivityError as err:
             self._failed += 1
-            cause = _cause(err)
+            cause = activity_failure_reason(err)
             await self._report(
                 "page_failed",
                 f"paging {plan.user} via {plan.contact.kind.value} failed: {cause}",
@@ -216,7 +217,7 @@ class EscalationWorkflow:
                     retry_policy=PAGE_RETRY,
                 )
             except ActivityError as err:
-                cause = _cause(err)
+                cause = activity_failure_reason(err)
                 await self._report(
                     "page_failed",
                     f"could not {action.value} the {page.contact.kind.value} page to "
@@ -278,8 +279,3 @@ class EscalationWorkflow:
         )
         incident = workflow.get_external_workflow_handle(self._in.incident_workflow_id)
         await incident.signal("paging_event", event)
-
-
-def _cause(err: ActivityError) -> str:
-    """The vendor's reason (the ApplicationError's message), not the activity wrapper's."""
-    return str(err.cause) if err.cause is not None else str(err)

@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from runbooks.substitution import IncidentFacts, ParameterError, resolve_parameters
     from workflows import search_attributes as sa
     from workflows.alerts import AlertStatus
     from workflows.contracts import (
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         AddNote,
         AlertChange,
         AlertsChanged,
+        AlertStatusChanged,
         AssignRole,
         Close,
         DeclareIncident,
@@ -31,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         EscalateNow,
         EscalationInput,
         EscalationStop,
+        IncidentFactsChanged,
         IncidentOutcome,
         IncidentState,
         IncidentStatus,
@@ -40,7 +43,11 @@ with workflow.unsafe.imports_passed_through():
         Reopen,
         Resolve,
         Role,
+        RunbookEvent,
+        RunbookInput,
+        RunSummary,
         SetSeverity,
+        StartRunbook,
         TimelineEntry,
         UpdateResult,
     )
@@ -76,6 +83,10 @@ class IncidentWorkflow:
         self._running = False
         # What the escalation must hear (acknowledged, resolved, escalate now), in order.
         self._escalation_news: list[EscalationStop | EscalateNow] = []
+        # What runbook runs must hear (incident facts, alert status), per run workflow id.
+        self._run_news: list[tuple[str, IncidentFactsChanged | AlertStatusChanged]] = []
+        self._run_forwarder: asyncio.Task[None] | None = None
+        self._facts_told: tuple[str, str, str] | None = None
         if inp.carried is not None:
             self._s = inp.carried
             return
@@ -132,6 +143,9 @@ class IncidentWorkflow:
         if self._s.escalation_id is not None:
             # Deterministic: the workflow's event loop schedules the task.
             self._forwarder = asyncio.create_task(self._forward_to_escalation())
+        if self._active_runs():
+            # Carried over continue-as-new: the runs still need the incident's news.
+            self._ensure_run_forwarder()
         while not self._closed():
             if self._s.status is S.RESOLVED:
                 await self._wait_while_resolved()
@@ -309,17 +323,19 @@ class IncidentWorkflow:
     def mark_mitigated(self, cmd: MarkMitigated) -> UpdateResult:
         """Customer impact has stopped."""
         self._s.status = self._next(Action.MITIGATE)
+        return self._result(
+            self._mitigated(cmd.actor, f"{cmd.actor} marked the incident mitigated", cmd.summary)
+        )
+
+    def _mitigated(self, actor: str, text: str, summary: str) -> TimelineEntry:
         self._s.mitigated_at = workflow.now()
-        implicit_ack = self._mark_acknowledged(cmd.actor)
-        self._tell_escalation(EscalationStop(reason="acknowledged", actor=cmd.actor))
-        text = f"{cmd.actor} marked the incident mitigated"
-        if cmd.summary:
-            text += f": {cmd.summary}"
+        implicit_ack = self._mark_acknowledged(actor)
+        self._tell_escalation(EscalationStop(reason="acknowledged", actor=actor))
+        if summary:
+            text += f": {summary}"
         if implicit_ack:
             text += " (this is also the first acknowledgement)"
-        return self._result(
-            self._record("mitigated", text, actor=cmd.actor, data={"summary": cmd.summary})
-        )
+        return self._record("mitigated", text, actor=actor, data={"summary": summary})
 
     @mark_mitigated.validator
     def _validate_mark_mitigated(self, cmd: MarkMitigated) -> None:
@@ -396,6 +412,139 @@ class IncidentWorkflow:
                 f"{self._s.id} is {self._s.status.value}: paging has stopped", INVALID_TRANSITION
             )
 
+    @workflow.update
+    async def start_runbook(self, cmd: StartRunbook) -> RunSummary:
+        """Run a runbook for this incident, as a child workflow."""
+        params = resolve_parameters(cmd.runbook.parameters, cmd.params)
+        run_id = f"{self._s.id}-r{len(self._s.runs) + 1}"
+        summary = RunSummary(
+            run_id=run_id,
+            workflow_id=f"runbook-{run_id}",
+            runbook=cmd.runbook.name,
+            dry_run=cmd.dry_run,
+            started_by=cmd.actor,
+            started_at=workflow.now(),
+        )
+        # Reserved before the await, so a second start in the meantime gets the next id.
+        self._s.runs.append(summary)
+        await workflow.start_child_workflow(
+            "RunbookWorkflow",
+            RunbookInput(
+                run_id=run_id,
+                incident_workflow_id=workflow.info().workflow_id,
+                runbook=cmd.runbook,
+                params=params,
+                alert=cmd.alert,
+                incident=self._facts(),
+                roles={role.value: user for role, user in self._s.roles.items()},
+                users=sorted(self._config.users),
+                groups=cmd.groups,
+                dry_run=cmd.dry_run,
+                started_by=cmd.actor,
+                cluster_queues=cmd.cluster_queues,
+            ),
+            id=summary.workflow_id,
+            # Outlives continue-as-new of the incident, like the escalation.
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        self._ensure_run_forwarder()
+        mode = " as a dry run" if cmd.dry_run else ""
+        self._record(
+            "runbook_started",
+            f"{cmd.actor} started runbook {cmd.runbook.name}{mode} ({run_id})",
+            actor=cmd.actor if cmd.actor != "fireline" else None,
+            data={"run_id": run_id, "runbook": cmd.runbook.name, "params": params},
+        )
+        return summary
+
+    @start_runbook.validator
+    def _validate_start_runbook(self, cmd: StartRunbook) -> None:
+        if cmd.actor != "fireline":  # fireline itself starts runbooks that alerts match
+            self._require_user(cmd.actor)
+        if not is_open(self._s.status):
+            raise _refuse(
+                f"{self._s.id} is {self._s.status.value}: runbooks run only while it is open",
+                INVALID_TRANSITION,
+            )
+        for run in self._active_runs():
+            if run.runbook == cmd.runbook.name and not cmd.dry_run and not run.dry_run:
+                raise _refuse(
+                    f"runbook {cmd.runbook.name} is already running for {self._s.id} "
+                    f"({run.run_id})",
+                    INVALID_REQUEST,
+                )
+        try:
+            resolve_parameters(cmd.runbook.parameters, cmd.params)
+        except ParameterError as exc:
+            raise _refuse(str(exc), INVALID_REQUEST) from None
+
+    @workflow.signal
+    def runbook_event(self, event: RunbookEvent) -> None:
+        """A run started, moved, waited, passed a check, failed or finished."""
+        for run in self._s.runs:
+            if run.run_id == event.run_id:
+                run.status = event.status
+                run.waiting_step = event.waiting_step
+        self._record(
+            f"runbook_{event.kind}",
+            event.text,
+            actor=event.actor,
+            data={"run_id": event.run_id, "runbook": event.runbook, **event.data},
+        )
+        who = f"runbook {event.runbook} ({event.run_id})"
+        if event.mitigated and self._s.status in (S.DECLARED, S.ACKNOWLEDGED):
+            self._s.status = next_status(self._s.status, Action.MITIGATE, self._s.id)
+            self._mitigated(who, f"{who} validated recovery", "")
+        if event.escalate:
+            if self._s.escalation_id is not None and self._s.status is S.DECLARED:
+                self._tell_escalation(EscalateNow(actor=who))
+                self._record("escalation", f"{who} escalated to the next level now")
+            else:
+                self._record(
+                    "escalation_requested",
+                    f"{who} asks for more people; nobody is being paged by fireline now, "
+                    "so the commander should bring them in",
+                )
+
+    def _active_runs(self) -> list[RunSummary]:
+        return [r for r in self._s.runs if r.status in ("running", "paused")]
+
+    def _facts(self) -> IncidentFacts:
+        return IncidentFacts(
+            id=self._s.id,
+            title=self._s.title,
+            service=self._s.service,
+            severity=self._s.severity.value,
+            status=self._s.status.value,
+        )
+
+    def _tell_runs(self, news: IncidentFactsChanged | AlertStatusChanged) -> None:
+        for run in self._active_runs():
+            self._run_news.append((run.workflow_id, news))
+
+    def _ensure_run_forwarder(self) -> None:
+        if self._run_forwarder is None:
+            self._run_forwarder = asyncio.create_task(self._forward_to_runs())
+
+    async def _forward_to_runs(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self._run_news))
+            workflow_id, news = self._run_news.pop(0)
+            name = "alert_changed" if isinstance(news, AlertStatusChanged) else "incident_changed"
+            try:
+                await workflow.get_external_workflow_handle(workflow_id).signal(name, news)
+            except ApplicationError as exc:  # the run ended in the meantime
+                workflow.logger.info("run %s did not take %s: %s", workflow_id, name, exc)
+
+    def _facts_may_have_changed(self) -> None:
+        if not self._s.runs:
+            return
+        roles = {role.value: user for role, user in self._s.roles.items()}
+        told = (self._s.status.value, self._s.severity.value, repr(sorted(roles.items())))
+        if told != self._facts_told:
+            self._facts_told = told
+            self._tell_runs(IncidentFactsChanged(incident=self._facts(), roles=roles))
+
     @workflow.signal
     def paging_event(self, event: PagingEvent) -> None:
         """A page went out, failed or was closed; the policy moved on or ran out."""
@@ -447,6 +596,9 @@ class IncidentWorkflow:
             self._on_source_acknowledged(msg.acknowledged_by)
         if msg.all_resolved and self._all_alerts_resolved():
             self._on_all_alerts_resolved(msg.auto_resolve)
+        if self._s.runs and (msg.all_resolved or fired_again):
+            status = "resolved" if self._all_alerts_resolved() else "firing"
+            self._tell_runs(AlertStatusChanged(status=status))
 
     def _on_source_acknowledged(self, source: str) -> None:
         # Someone acknowledged at the alert's source: the response is owned.
@@ -514,6 +666,7 @@ class IncidentWorkflow:
             data=data or {},
         )
         self._s.timeline.append(entry)
+        self._facts_may_have_changed()
         if not workflow.unsafe.is_replaying():
             workflow.logger.info("%s: %s", kind, text)
         return entry
