@@ -9,6 +9,9 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.kubernetes.actions import KubernetesActions
+from worker.attempts import AttemptStamp
+from worker.config import FirelineConfig
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
@@ -38,5 +41,29 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=list(activities),
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=16),
+        interceptors=[AttemptStamp()],
         **options,
     )
+
+
+def cluster_workers(client: Client, config: FirelineConfig, names: Sequence[str]) -> list[Worker]:
+    """One worker per configured cluster, on its own task queue, with its credentials.
+
+    In a deployment each cluster runs ``fireline worker --cluster NAME`` inside it; on one
+    machine (``fireline up``) the main process runs them all. A cluster whose credentials
+    cannot be loaded fails here, at start, not in the middle of a rollback.
+    """
+    workers = []
+    for name in names:
+        cluster = config.clusters[name]
+        actions = KubernetesActions.for_cluster(name, cluster)
+        actions.connect()
+        workers.append(
+            Worker(
+                client,
+                task_queue=cluster.queue(name),
+                activities=actions.activities(),
+                interceptors=[AttemptStamp()],
+            )
+        )
+    return workers

@@ -48,13 +48,37 @@ class Settings(BaseSettings):
     # embedded UI (http://127.0.0.1:<ui_port>, http://localhost:<ui_port>).
     temporal_ui_origins: str | None = None
 
+    # Kubernetes clusters whose actions this process runs, each on its cluster's task queue:
+    # "*" every cluster in fireline.yaml, "" none, or a comma-separated list of names.
+    worker_clusters: str = "*"
+    # Run only this cluster's actions and nothing else: the worker deployed inside a cluster.
+    cluster_only: str | None = None
+
     state_dir: Path = Path(".fireline")
     # Signs one-click acknowledge links; API and workers must share it. Default: a random
     # secret kept in the state directory (fine for one machine).
     ack_secret: SecretStr | None = None
     config: Path | None = None
+    # The runbook library the API offers (``*.yaml``); default: the one shipped with fireline.
+    runbooks_dir: Path | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+
+    def cluster_names(self, configured: list[str]) -> list[str]:
+        """The configured clusters this process serves (unknown names are an error)."""
+        if self.cluster_only is not None:
+            wanted = [self.cluster_only]
+        elif self.worker_clusters.strip() == "*":
+            return list(configured)
+        else:
+            wanted = [n.strip() for n in self.worker_clusters.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in configured]
+        if unknown:
+            known = ", ".join(configured) or "none"
+            raise ValueError(
+                f"cluster {', '.join(unknown)} is not in fireline.yaml's clusters (known: {known})"
+            )
+        return wanted
 
     @property
     def address(self) -> str:

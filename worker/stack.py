@@ -8,17 +8,20 @@ run one part each against any Temporal, for production.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
 from temporalio.client import Client
+from temporalio.worker import Worker
 
+from activities.kubernetes.clusters import ClusterConfigError
 from worker.api import create_app
 from worker.codec import EncryptionKeyError, keyring_from_settings
 from worker.config import ConfigError, FirelineConfig, load_config
 from worker.devserver import DevServer, DevServerError, port_is_free
 from worker.process import api_server
-from worker.runner import build_worker
+from worker.runner import build_worker, cluster_workers
 from worker.settings import Settings, is_loopback
 from worker.temporal_client import connect
 from worker.wiring import ack_secret, activities
@@ -89,11 +92,7 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
             raise StartupError(str(exc)) from None
     try:
         client = await _connect(settings)
-        worker = build_worker(
-            client,
-            settings.task_queue,
-            activities(client, config, settings.task_queue, settings),
-        )
+        workers = _workers(client, config, settings)
         api = api_server(
             create_app(
                 config,
@@ -105,7 +104,9 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
             settings.api_host,
             settings.api_port,
         )
-        async with worker:
+        async with contextlib.AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
             serving = asyncio.create_task(api.serve())
             while not api.started and not serving.done():
                 await asyncio.sleep(0.05)
@@ -127,14 +128,30 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> int:
     """Run only the worker until ``stop`` is set."""
     config = load_checked_config(settings, serves_api=False)
     client = await _connect(settings)
-    worker = build_worker(
-        client, settings.task_queue, activities(client, config, settings.task_queue, settings)
-    )
-    async with worker:
-        log.info("worker polling task queue %s on %s", settings.task_queue, settings.address)
+    workers = _workers(client, config, settings)
+    async with contextlib.AsyncExitStack() as running:
+        for worker in workers:
+            await running.enter_async_context(worker)
+        queues = ", ".join(w.task_queue for w in workers)
+        log.info("worker polling task queue(s) %s on %s", queues, settings.address)
         await stop.wait()
         log.info("worker stopping")
     return 0
+
+
+def _workers(client: Client, config: FirelineConfig, settings: Settings) -> list[Worker]:
+    """The fireline worker (unless cluster-only) and one per served Kubernetes cluster."""
+    try:
+        names = settings.cluster_names(list(config.clusters))
+        clusters = cluster_workers(client, config, names)
+    except (ValueError, ClusterConfigError) as exc:
+        raise StartupError(f"Kubernetes clusters: {exc}") from None
+    if settings.cluster_only is not None:
+        return clusters
+    main = build_worker(
+        client, settings.task_queue, activities(client, config, settings.task_queue, settings)
+    )
+    return [main, *clusters]
 
 
 async def run_api(settings: Settings, stop: asyncio.Event) -> int:

@@ -11,6 +11,8 @@ import httpx
 from temporalio.client import Client
 
 from activities.contracts import ContactKind, Page
+from activities.http_actions import Endpoint, action_activities
+from activities.metrics import MetricsActivities
 from activities.notify import Notifier, NotifyActivities
 from activities.providers.console import ConsoleNotifier
 from activities.providers.email_smtp import EmailNotifier
@@ -109,4 +111,22 @@ def activities(
         incidents.declare_from_alerts,
         incidents.attach_alerts,
         notify.send,
+        *runbook_actions(client, config),
+    ]
+
+
+def runbook_actions(client: Client, config: FirelineConfig) -> list[Any]:
+    """The actions and the metrics query runbook steps use (Kubernetes runs per cluster)."""
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+    endpoints = {
+        name: Endpoint(e.base_url, e.auth_headers(), e.timeout.total_seconds())
+        for name, e in config.http_endpoints.items()
+    }
+    sources = {
+        name: Endpoint(s.url, s.auth_headers(), s.timeout.total_seconds())
+        for name, s in config.metrics.items()
+    }
+    return [
+        *action_activities(http=http, endpoints=endpoints, temporal=client),
+        *MetricsActivities(client=http, sources=sources).activities(),
     ]

@@ -69,6 +69,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import activity_failure_reason
 
 NOT_ALLOWED = "NotAllowed"
+# The built-in action that pages the next level of the incident's escalation policy.
+PAGE = "page"
 INVALID_REQUEST = "InvalidRequest"
 # Actions that heartbeat while they wait; only they get a heartbeat timeout, which is what
 # lets an abort reach them (cancellation travels with heartbeats).
@@ -290,6 +292,8 @@ class RunbookWorkflow:
         except SubstitutionError as exc:
             raise _StepFailed(str(exc), step.on_failure) from None
         record.inputs = inputs
+        if step.action == PAGE:
+            return self._page(inputs, record)
         request = ActionRequest(
             incident_id=self._incident.id,
             run_id=self._in.run_id,
@@ -316,6 +320,18 @@ class RunbookWorkflow:
         record.attempts = max(result.attempt, 1)
         record.summary = result.summary
         return result.output
+
+    def _page(self, inputs: dict[str, Any], record: StepRecord) -> Any:
+        # Built in, not an activity: the incident's own escalation pages, exactly once,
+        # because the request is this workflow's event rather than a retried side effect.
+        summary = str(inputs.get("summary") or f"runbook {self._in.runbook.name} needs people")
+        record.attempts = 1
+        if self._in.dry_run:
+            record.summary = f"would page the next escalation level: {summary}"
+            return {"paged": False}
+        record.summary = f"paging the next escalation level: {summary}"
+        self._event("page", summary, escalate=True)
+        return {"paged": True}
 
     def _queue_for(self, step: ActionStep, context: RunContext) -> str | None:
         if step.cluster is None:
