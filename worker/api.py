@@ -30,6 +30,7 @@ from worker.config import FirelineConfig
 from worker.errors import BadRequest, Conflict, FirelineError, NotFound, Unauthorized
 from worker.incident_service import DeclareRequest, IncidentService, IncidentSummary
 from worker.metrics import Registry
+from worker.runbook_api import runbook_router
 from worker.silence_service import SilenceService
 from workflows.contracts import (
     Acknowledge,
@@ -222,6 +223,7 @@ def create_app(
 
     Caller = Annotated[str, Depends(caller)]  # noqa: N806 - a type alias, named as one
     install_codec_server(app, client.data_converter.payload_codec, caller, ui_origins)
+    app.include_router(runbook_router(service, caller))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -232,10 +232,10 @@ def _role_body(args: argparse.Namespace) -> dict[str, Any]:
     return {"role": args.role, "user": args.user}
 
 
-def _label(item: str) -> tuple[str, str]:
+def _label(item: str, flag: str = "--label") -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise CliError(f"--label '{item}': expected KEY=VALUE", EXIT_USAGE)
+        raise CliError(f"{flag} '{item}': expected KEY=VALUE", EXIT_USAGE)
     return key, value
 
 
@@ -605,6 +605,202 @@ def cmd_page_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- runbooks ---------------------------------------------------------------------------------
+
+
+def cmd_runbook_list(args: argparse.Namespace) -> int:
+    """The runbook library the API offers."""
+    rows = _api(args).request("GET", "/v1/runbooks")
+    _emit(args, rows, render_runbooks)
+    return EXIT_OK
+
+
+def render_runbooks(rows: list[dict[str, Any]]) -> str:
+    """The library table: name, parameters (``*`` = required), matchers, description."""
+    if not rows:
+        return "no runbooks in the library"
+    return table(
+        ["name", "parameters", "match", "description"],
+        [
+            [
+                r["name"],
+                ", ".join(
+                    name + ("*" if p.get("required") else "") for name, p in r["parameters"].items()
+                )
+                or "-",
+                ", ".join(r["match"]) or "(run by hand)",
+                r["description"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def cmd_runbook_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of a runbook file (for editors); no server needed."""
+    from runbooks.loader import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_runbook_validate(args: argparse.Namespace) -> int:
+    """Check runbook files offline: schema, references, and action names the worker knows."""
+    from runbooks.loader import runbook_files, validate_runbooks
+    from worker.action_registry import KNOWN_ACTIONS
+
+    errors = validate_runbooks(args.paths, known_actions=KNOWN_ACTIONS)
+    if args.json:
+        print(json.dumps([e.__dict__ for e in errors], indent=2))
+    elif errors:
+        for error in errors:
+            print(error)
+    else:
+        files, _ = runbook_files(args.paths)
+        print(f"{len(files)} runbook file(s) valid")
+    if errors:
+        print(f"fireline: {len(errors)} problem(s) found", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def cmd_runbook_run(args: argparse.Namespace) -> int:
+    """Start a runbook of the library on an incident."""
+    params = dict(_label(item, "--param") for item in args.param or [])
+    body = {"runbook": args.runbook, "params": params, "dry_run": args.dry_run}
+    run = _api(args).request("POST", f"/v1/incidents/{args.id}/runs", json=body)
+    _emit(
+        args,
+        run,
+        lambda r: (
+            f"started {r['run_id']}: runbook {r['runbook']}"
+            + (" (dry run)" if r.get("dry_run") else "")
+            + f"\n  follow it with: fireline runbook show {args.id} {r['run_id']}"
+        ),
+    )
+    return EXIT_OK
+
+
+def render_runs(rows: list[dict[str, Any]]) -> str:
+    """An incident's runs table."""
+    if not rows:
+        return "no runbook runs"
+    return table(
+        ["run", "runbook", "status", "waiting on", "started by", "age"],
+        [
+            [
+                r["run_id"],
+                r["runbook"] + (" (dry run)" if r.get("dry_run") else ""),
+                r["status"],
+                r.get("waiting_step") or "-",
+                r["started_by"],
+                age(r.get("started_at")),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def cmd_runbook_runs(args: argparse.Namespace) -> int:
+    """An incident's runbook runs."""
+    rows = _api(args).request("GET", f"/v1/incidents/{args.id}/runs")
+    _emit(args, rows, render_runs)
+    return EXIT_OK
+
+
+def render_run(state: dict[str, Any]) -> str:
+    """A run's header, the approval it waits for, and its steps."""
+    mode = "  (dry run)" if state.get("dry_run") else ""
+    lines = [
+        f"{state['run_id']}  {state['status'].upper()}  {state['runbook']}{mode}",
+        f"  incident     {state['incident_id']}",
+        f"  started      {clock(state['started_at'])} by {state['started_by']}",
+    ]
+    if state.get("ended_at"):
+        lines.append(f"  ended        {clock(state['ended_at'])}")
+    if state.get("paused_by"):
+        lines.append(f"  paused by    {state['paused_by']}")
+    pending = state.get("pending")
+    if pending:
+        who = [f"role {r}" for r in pending.get("roles", [])]
+        who += pending.get("users", [])
+        who += [f"group {g}" for g in pending.get("groups", [])]
+        lines += [
+            f"  waiting on   {pending['step_id']}: {pending['prompt']}",
+            f"  approvers    {', '.join(who) or '-'} (until {clock(pending['deadline'])})",
+        ]
+    if state.get("error"):
+        lines.append(f"  error        {state['error']}")
+    lines += ["", "steps:"]
+    lines.append(
+        table(
+            ["step", "kind", "status", "attempts", "actor", "summary"],
+            [
+                [
+                    s["step_id"] + (f" #{s['visit']}" if s.get("visit", 1) > 1 else ""),
+                    s["kind"],
+                    s["status"],
+                    str(s.get("attempts", 0)),
+                    s.get("actor") or "-",
+                    s.get("error") or s.get("summary") or "",
+                ]
+                for s in state.get("steps") or []
+            ],
+        )
+    )
+    return "\n".join(lines)
+
+
+def cmd_runbook_show(args: argparse.Namespace) -> int:
+    """One run of an incident, step by step."""
+    state = _api(args).request("GET", f"/v1/incidents/{args.id}/runs/{args.run}")
+    _emit(args, state, render_run)
+    return EXIT_OK
+
+
+def _run_control(command: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        path = f"/v1/incidents/{args.id}/runs/{args.run}/{command}"
+        state = _api(args).request("POST", path, json={"reason": args.reason or ""})
+        _emit(args, state, lambda s: f"{s['run_id']} [{s['status']}] {command} requested")
+        return EXIT_OK
+
+    return run
+
+
+def waiting_run(incident_id: str, step: str, runs: list[dict[str, Any]]) -> str:
+    """The one run of the incident waiting on ``step``, or CliError saying which to pick."""
+    waiting = [r for r in runs if r.get("waiting_step") == step]
+    if len(waiting) == 1:
+        run_id: str = waiting[0]["run_id"]
+        return run_id
+    if not waiting:
+        others = [f"{r['run_id']} ({r['waiting_step']})" for r in runs if r.get("waiting_step")]
+        hint = f"; waiting: {', '.join(others)}" if others else ""
+        raise CliError(f"no run of {incident_id} is waiting on step '{step}'{hint}", EXIT_REFUSED)
+    listed = ", ".join(f"{r['run_id']} ({r['runbook']})" for r in waiting)
+    raise CliError(
+        f"{len(waiting)} runs of {incident_id} wait on step '{step}': {listed}; "
+        "say which with --run",
+        EXIT_USAGE,
+    )
+
+
+def _decide(verb: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        api = _api(args)
+        run_id = args.run or waiting_run(
+            args.id, args.step, api.request("GET", f"/v1/incidents/{args.id}/runs")
+        )
+        path = f"/v1/incidents/{args.id}/runs/{run_id}/steps/{args.step}/{verb}"
+        state = api.request("POST", path, json={"comment": args.comment or ""})
+        done = "approved" if verb == "approve" else "rejected"
+        _emit(args, state, lambda s: f"{done} {args.step} in {s['run_id']} [{s['status']}]")
+        return EXIT_OK
+
+    return run
+
+
 # --- process commands ------------------------------------------------------------------------
 
 
@@ -890,6 +1086,76 @@ def build_parser() -> argparse.ArgumentParser:
     p = ssub.add_parser("expire", parents=[client], help="end a silence now")
     p.add_argument("id")
     p.set_defaults(func=cmd_silence_expire)
+
+    runbook = sub.add_parser(
+        "runbook",
+        help="runbooks: the library, runs on incidents, pause/resume/abort",
+        description="Runbooks: list and validate the library, run one on an incident, follow "
+        "and steer its runs. Approvals: `fireline approve` / `fireline reject`.",
+    )
+    rbsub = runbook.add_subparsers(dest="runbook_command", required=True, metavar="ACTION")
+    p = rbsub.add_parser(
+        "list", parents=[client], help="the runbook library the API offers (* = required)"
+    )
+    p.set_defaults(func=cmd_runbook_list)
+    text = "print the JSON Schema of a runbook file, for editors (no server needed)"
+    p = rbsub.add_parser("schema", help=text, description=text)
+    p.set_defaults(func=cmd_runbook_schema)
+    text = (
+        "check runbook files offline: schema, references, goto targets and action names the "
+        "worker knows; every problem with its file, step and field; exit 1 if any"
+    )
+    p = rbsub.add_parser("validate", help=text, description=text)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="runbook files or directories")
+    p.add_argument("--json", action="store_true", help="print the problems as JSON")
+    p.set_defaults(func=cmd_runbook_validate)
+    text = "start a runbook of the library on an incident"
+    p = rbsub.add_parser("run", parents=[client], help=text, description=text)
+    p.add_argument("id", help="the incident, e.g. INC-42")
+    p.add_argument("runbook", metavar="NAME", help="runbook name (see `fireline runbook list`)")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a runbook parameter, read by its declared type (repeatable)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="actions only report what they would do")
+    p.set_defaults(func=cmd_runbook_run)
+    p = rbsub.add_parser("runs", parents=[client], help="an incident's runbook runs")
+    p.add_argument("id", help="the incident, e.g. INC-42")
+    p.set_defaults(func=cmd_runbook_runs)
+    p = rbsub.add_parser("show", parents=[client], help="one run, step by step")
+    p.add_argument("id", help="the incident, e.g. INC-42")
+    p.add_argument("run", metavar="RUN", help="the run, e.g. INC-42-r1")
+    p.set_defaults(func=cmd_runbook_show)
+    for command, text in (
+        ("pause", "stop a run before its next step (the commander)"),
+        ("resume", "go on with a paused run (the commander)"),
+        ("abort", "stop a run now; the step in flight is cancelled (the commander)"),
+    ):
+        p = rbsub.add_parser(command, parents=[client], help=text, description=text)
+        p.add_argument("id", help="the incident, e.g. INC-42")
+        p.add_argument("run", metavar="RUN", help="the run, e.g. INC-42-r1")
+        p.add_argument("--reason", help="why, for the timeline")
+        p.set_defaults(func=_run_control(command))
+
+    for verb, text in (
+        ("approve", "approve a runbook step that waits for you"),
+        ("reject", "reject a runbook step that waits for approval"),
+    ):
+        p = sub.add_parser(
+            verb,
+            parents=[client],
+            help=text,
+            description=f"{text}. The run defaults to the incident's only run waiting on STEP.",
+        )
+        p.add_argument("id", help="the incident, e.g. INC-42")
+        p.add_argument("step", metavar="STEP", help="the step id, e.g. approve-rollback")
+        p.add_argument(
+            "--run", metavar="RUN", help="the run, e.g. INC-42-r1 (needed when several wait)"
+        )
+        p.add_argument("--comment", metavar="TEXT", help="for the timeline")
+        p.set_defaults(func=_decide(verb))
 
     p = sub.add_parser("replay", help="replay exported workflow histories against this code")
     p.add_argument("paths", nargs="+", metavar="PATH", help="history JSON files or directories")

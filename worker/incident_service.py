@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -50,17 +50,20 @@ from workflows.contracts import (
     UpdateResult,
 )
 from workflows.incident import INVALID_REQUEST, INVALID_TRANSITION, UNKNOWN_USER, IncidentWorkflow
+from workflows.runbook import NOT_ALLOWED
 from workflows.sequence import IncidentSequenceWorkflow, sequence_workflow_id
 
 log = logging.getLogger("fireline.incidents")
 
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
 
 # An Update waits for a worker to run it; past this the caller hears why nothing happens.
 UPDATE_TIMEOUT = timedelta(seconds=15)
 
 _ERROR_BY_TYPE: dict[str, type[FirelineError]] = {
     UNKNOWN_USER: Forbidden,
+    NOT_ALLOWED: Forbidden,
     INVALID_TRANSITION: Conflict,
     INVALID_REQUEST: Conflict,
 }
@@ -254,7 +257,7 @@ class IncidentService:
                     # Other processes may still crowd the counter, and it aborts in-flight
                     # Updates when it continues as new: both pass, so wait and try again.
                     if not _contended(exc) or attempt == 7:
-                        raise self._translate(exc, None) from None
+                        raise self.translate(exc, None) from None
                     await asyncio.sleep(delay * (1 + random.random()))
                     delay = min(delay * 2, 2.0)
                 except WorkflowUpdateRPCTimeoutOrCancelledError:
@@ -268,7 +271,7 @@ class IncidentService:
                 return await handle.query(IncidentWorkflow.state)
             except (WorkflowQueryFailedError, RPCError) as exc:
                 if not _not_ready_yet(exc):
-                    raise self._translate(exc, handle.id) from None
+                    raise self.translate(exc, handle.id) from None
                 await asyncio.sleep(0.05)
         raise Unavailable(
             "the incident was declared but no worker has picked it up yet; is `fireline worker` "
@@ -283,7 +286,7 @@ class IncidentService:
         try:
             return await handle.query(IncidentWorkflow.state)
         except (WorkflowQueryFailedError, RPCError) as exc:
-            raise self._translate(exc, incident_id) from None
+            raise self.translate(exc, incident_id) from None
 
     async def list(
         self,
@@ -300,7 +303,7 @@ class IncidentService:
             async for execution in self.client.list_workflows(query, limit=limit):
                 rows.append(await _summary(execution))
         except RPCError as exc:
-            raise self._translate(exc, None) from None
+            raise self.translate(exc, None) from None
         rows.sort(key=lambda r: r.declared_at.timestamp() if r.declared_at else 0.0, reverse=True)
         return rows
 
@@ -311,19 +314,45 @@ class IncidentService:
     ) -> UpdateResult:
         """Run the incident Update named ``update``; refusals become ``FirelineError``."""
         handle = self.client.get_workflow_handle(workflow_id(incident_id))
+
+        async def audit(refusal_type: str, error: FirelineError) -> None:
+            if refusal_type in _AUDITED_TYPES:
+                await self._record_refusal(handle, actor, update, error.reason)
+
+        return await self.execute_update(
+            handle, update, arg, UpdateResult, subject=incident_id, on_refusal=audit
+        )
+
+    async def execute_update(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        update: str,
+        arg: BaseModel,
+        result_type: type[R],
+        *,
+        subject: str,
+        missing: str | None = None,
+        update_id: str | None = None,
+        on_refusal: Callable[[str, FirelineError], Awaitable[None]] | None = None,
+    ) -> R:
+        """Run an Update on any fireline workflow; failures become ``FirelineError``.
+
+        ``on_refusal`` hears a validator's error type and the translated error before it is
+        raised, to put the refusal on a timeline. ``update_id`` makes a repeat idempotent.
+        """
         try:
-            result: UpdateResult = await handle.execute_update(
-                update, arg, result_type=UpdateResult, rpc_timeout=UPDATE_TIMEOUT
+            result: R = await handle.execute_update(
+                update, arg, id=update_id, result_type=result_type, rpc_timeout=UPDATE_TIMEOUT
             )
             return result
         except WorkflowUpdateFailedError as exc:
-            error = self._translate(exc, incident_id)
+            error = self.translate(exc, subject, missing=missing)
             cause = exc.cause
-            if isinstance(cause, ApplicationError) and cause.type in _AUDITED_TYPES:
-                await self._record_refusal(handle, actor, update, error.reason)
+            if on_refusal is not None and isinstance(cause, ApplicationError):
+                await on_refusal(cause.type or "", error)
             raise error from None
         except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-            raise self._translate(exc, incident_id) from None
+            raise self.translate(exc, subject, missing=missing) from None
 
     async def record_refusal(self, incident_id: str, actor: str, action: str, reason: str) -> None:
         """Put a refusal decided outside the workflow (e.g. by the API) on the timeline."""
@@ -349,7 +378,7 @@ class IncidentService:
         try:
             return await coro
         except RPCError as exc:
-            raise self._translate(exc, None) from None
+            raise self.translate(exc, None) from None
         except WorkflowUpdateRPCTimeoutOrCancelledError:
             raise Unavailable(self._no_worker()) from None
 
@@ -359,7 +388,14 @@ class IncidentService:
             f"(or `fireline up`) running on task queue '{self.task_queue}'?"
         )
 
-    def _translate(self, exc: BaseException, incident_id: str | None) -> FirelineError:
+    def translate(
+        self, exc: BaseException, subject: str | None, *, missing: str | None = None
+    ) -> FirelineError:
+        """A Temporal failure as the ``FirelineError`` a person can act on.
+
+        ``subject`` names what the workflow is (``INC-7``, ``run INC-7-r1``); ``missing`` is
+        the reason when it does not exist (default ``no incident <subject>``).
+        """
         if isinstance(exc, WorkflowUpdateFailedError):
             cause = exc.cause
             if isinstance(cause, ApplicationError):
@@ -368,13 +404,15 @@ class IncidentService:
         if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
             return Unavailable(self._no_worker())
         if isinstance(exc, WorkflowQueryFailedError):
-            return Conflict(f"{incident_id}: {exc.message}")
+            return Conflict(f"{subject}: {exc.message}")
         if isinstance(exc, RPCError):
             if exc.status == RPCStatusCode.NOT_FOUND:
-                if "already completed" in exc.message and incident_id:
-                    return Conflict(f"{incident_id} is closed")
-                if incident_id:
-                    return NotFound(f"no incident {incident_id}")
+                if "already completed" in exc.message and subject:
+                    return Conflict(f"{subject} is closed")
+                if missing:
+                    return NotFound(missing)
+                if subject:
+                    return NotFound(f"no incident {subject}")
                 return NotFound(exc.message)
             if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
                 return Unavailable(f"Temporal is not answering: {exc.message}")

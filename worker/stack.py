@@ -16,11 +16,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.kubernetes.clusters import ClusterConfigError
+from runbooks.loader import RunbookLoadError
 from worker.api import create_app
 from worker.codec import EncryptionKeyError, keyring_from_settings
 from worker.config import ConfigError, FirelineConfig, load_config
 from worker.devserver import DevServer, DevServerError, port_is_free
 from worker.process import api_server
+from worker.runbook_library import load_library
 from worker.runner import build_worker, cluster_workers
 from worker.settings import Settings, is_loopback
 from worker.temporal_client import connect
@@ -39,6 +41,11 @@ def load_checked_config(settings: Settings, *, serves_api: bool) -> FirelineConf
         config = load_config(settings.config)
     except ConfigError as exc:
         raise StartupError(str(exc)) from None
+    try:
+        # Checked at start: a broken runbook must not surface in the middle of an incident.
+        load_library(settings)
+    except RunbookLoadError as exc:
+        raise StartupError(f"runbooks: {exc}") from None
     try:
         keyring_from_settings(settings)
     except EncryptionKeyError as exc:

@@ -156,11 +156,11 @@ class RunbookWorkflow:
             )
         except TimeoutError:
             body.cancel()
-            await asyncio.wait([body])
+            await workflow.wait([body])
             return f"the run did not finish within its timeout of {timeout}"
         if not body.done():
             body.cancel()
-            await asyncio.wait([body])
+            await workflow.wait([body])
         if self._abort is not None:
             reason = f": {self._abort.reason}" if self._abort.reason else ""
             return f"aborted by {self._abort.actor}{reason}"
