@@ -290,7 +290,90 @@ async def override_store(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
     return {"override-store-add-remove": h}
 
 
+RECORDED_RUNBOOK = {
+    "name": "recorded-rollback",
+    "parameters": {"deployment": {"type": "string", "required": True}},
+    "steps": [
+        {
+            "id": "inspect",
+            "kind": "action",
+            "action": "k8s.status",
+            "with": {"deployment": "{params.deployment}"},
+        },
+        {
+            "id": "approve",
+            "kind": "approval",
+            "approvers": {"roles": ["commander"]},
+            "prompt": "Roll {params.deployment} back from {steps.inspect.output.revision}?",
+        },
+        {
+            "id": "rollback",
+            "kind": "action",
+            "action": "k8s.rollback",
+            "with": {
+                "deployment": "{params.deployment}",
+                "from_revision": "{steps.inspect.output.revision}",
+            },
+        },
+        {
+            "id": "validate",
+            "kind": "check",
+            "query": "error_ratio",
+            "success_condition": "result[0] < 0.05",
+        },
+    ],
+    "on_failure": {
+        "run": [
+            {
+                "id": "page-owners",
+                "kind": "action",
+                "action": "page",
+                "with": {"summary": "rollback did not help"},
+            }
+        ],
+        "then": "escalate",
+    },
+}
+
+
+async def runbook_runs(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """A runbook approved, acted and validated (mitigating the incident); a second one
+    rejected, running its on_failure page."""
+    # Imported here: the harness is test code the other scenarios do not need.
+    from runbooks.schema import Runbook
+    from tests.runbook_harness import Script, declare_incident, start_run, world_worker
+    from workflows.contracts import ApprovalDecision
+    from workflows.runbook import RunbookWorkflow
+
+    queue = TASK_QUEUE + "-runbooks"
+    runbook = Runbook.model_validate(RECORDED_RUNBOOK)
+    script = Script(
+        actions={"inspect": [{"output": {"revision": 2}}], "rollback": [{"output": {}}]},
+        measurements={"validate": [[0.01]]},
+    )
+    async with world_worker(client, queue, script):
+        incident = await declare_incident(client, queue)
+        runs = []
+        for approve in (True, False):
+            run = await start_run(client, incident, queue, runbook, params={"deployment": "api"})
+            while (await run.query(RunbookWorkflow.state)).pending is None:
+                await asyncio.sleep(0.1)
+            await run.execute_update(
+                RunbookWorkflow.decide,
+                ApprovalDecision(step_id="approve", approve=approve, actor="alice"),
+            )
+            await run.result()
+            runs.append(run)
+        await asyncio.sleep(1)  # the incident takes the runs' last events
+        return {
+            "runbook-approved-validated": runs[0],
+            "runbook-rejected-failure-handler": runs[1],
+            "incident-with-runbook-runs": incident,
+        }
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "runbook_runs": runbook_runs,
     "override_store": override_store,
     "paging": paging,
     "alert_group_to_incident": alert_group_to_incident,

@@ -27,7 +27,14 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.contracts import ActionRequest, ActionResult, MetricQuery, MetricSample
+from activities.contracts import (
+    ActionRequest,
+    ActionResult,
+    MetricQuery,
+    MetricSample,
+    Page,
+    PageResult,
+)
 from runbooks.schema import Runbook
 from runbooks.substitution import AlertFacts
 from tests.support import demo_config
@@ -45,6 +52,10 @@ from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.runbook import RunbookWorkflow
 
+# Runbook actions are named <system>.<verb>; anything else is not an action.
+ACTION_PREFIXES = ("k8s.", "http.", "flag.", "temporal.", "demo.")
+# Workflow ids each test task queue started, terminated when its world stops.
+_STARTED: dict[str, list[str]] = {}
 GROUPS = {"sre-leads": ["bob"], "trading-ops": ["bob"], "payments-leads": ["bob"]}
 
 
@@ -70,6 +81,7 @@ class World:
     client: Client
     requests: list[ActionRequest] = field(default_factory=list)
     queries: list[tuple[str, str]] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
     _calls: dict[str, int] = field(default_factory=dict)
 
     @activity.defn(dynamic=True)
@@ -79,6 +91,17 @@ class World:
         if name == "metrics.query":
             query = converter.from_payload(args[0].payload, MetricQuery)
             return await self._measure(query)
+        if name == "notify.send":  # the incident's own paging, when a runbook escalates
+            page = converter.from_payload(args[0].payload, Page)
+            self.pages.append(page)
+            return PageResult(
+                provider=page.contact.kind,
+                delivered=True,
+                action=page.action,
+                dedup_key=page.dedup_key,
+            )
+        if not name.startswith(ACTION_PREFIXES):
+            raise ApplicationError(f"the harness has no activity {name}", non_retryable=True)
         request = converter.from_payload(args[0].payload, ActionRequest)
         self.requests.append(request)
         key = request.step_id
@@ -147,13 +170,21 @@ async def world_worker(client: Client, task_queue: str, script: Script) -> Async
         workflows=[IncidentWorkflow, EscalationWorkflow, RunbookWorkflow],
         activities=[world.act],
     ):
-        yield world
+        try:
+            yield world
+        finally:
+            # Left running, these workflows' tasks wait for a worker that is gone, and the
+            # shared test server then refuses to skip time for the next test.
+            for workflow_id in _STARTED.pop(task_queue, []):
+                with contextlib.suppress(RPCError):
+                    await client.get_workflow_handle(workflow_id).terminate("rehearsal over")
 
 
 async def declare_incident(client: Client, task_queue: str) -> WorkflowHandle[Any, Any]:
     """An incident on checkout with alice as commander, paging nobody."""
     incident_id = f"INC-{uuid.uuid4().int % 10**6}"
     config = harness_config()
+    _STARTED.setdefault(task_queue, []).append(f"incident-{incident_id}")
     return await client.start_workflow(
         IncidentWorkflow.run,
         DeclareIncident(
@@ -196,6 +227,7 @@ async def start_run(
             groups=GROUPS,
         ),
     )
+    _STARTED.setdefault(task_queue, []).append(summary.workflow_id)
     return client.get_workflow_handle(summary.workflow_id)
 
 
@@ -217,7 +249,7 @@ async def play(
     script: Script,
     *,
     step: timedelta = timedelta(seconds=30),
-    limit: int = 2000,
+    limit: int = 400,
 ) -> RunbookRunState:
     """Drive the run to its end: decide approvals as scripted, skip time in small steps."""
     decided: set[str] = set()

@@ -18,8 +18,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from runbooks.substitution import AlertFacts
 from worker.errors import FirelineError, Unavailable
 from worker.incident_service import DeclareRequest, IncidentService, workflow_id
+from worker.runbook_library import matching
+from worker.runbook_service import RunbookService
 from workflows.contracts import (
     AttachAlerts,
     CorrelateRequest,
@@ -27,6 +30,7 @@ from workflows.contracts import (
     DeclaredIncident,
     DeclareFromAlerts,
     IncidentStatus,
+    StartRunbook,
 )
 from workflows.incident import IncidentWorkflow
 from workflows.lifecycle import is_open
@@ -43,8 +47,10 @@ def _permanent(exc: FirelineError) -> ApplicationError:
 class IncidentActivities:
     """Incident operations for workflows; constructed with the worker's IncidentService."""
 
-    def __init__(self, service: IncidentService) -> None:
+    def __init__(self, service: IncidentService, runbooks: RunbookService | None = None) -> None:
         self.service = service
+        # Runbooks whose match holds for a declaring alert start with the incident.
+        self.runbooks = runbooks
 
     @activity.defn(name="incidents.correlate")
     async def correlate(self, req: CorrelateRequest) -> Correlation:
@@ -76,10 +82,28 @@ class IncidentActivities:
             escalation_policy=req.escalation_policy,
         )
         try:
-            incident_id = await self.service.declare_id(request, request_id=req.request_id)
+            incident_id = await self.service.declare_id(
+                request, request_id=req.request_id, runbooks=self._matching_runbooks(req.labels)
+            )
         except FirelineError as exc:
             raise _permanent(exc) from None
         return DeclaredIncident(incident_id=incident_id)
+
+    def _matching_runbooks(self, labels: dict[str, str]) -> list[StartRunbook]:
+        """The runbooks whose match holds for the declaring alert, parameters from its labels.
+
+        The incident starts them as it opens (no Update from here, so no round trip inside
+        the alert group's workflow task); one whose parameters are missing is put on its
+        timeline as not started.
+        """
+        if self.runbooks is None:
+            return []
+        alert = AlertFacts(labels=labels, status="firing")
+        starts = []
+        for runbook in matching(self.runbooks.library, labels):
+            params = {k: v for k, v in labels.items() if k in runbook.parameters}
+            starts.append(self.runbooks.start_request(runbook, params, "fireline", alert=alert))
+        return starts
 
     @activity.defn(name="incidents.attach_alerts")
     async def attach_alerts(self, req: AttachAlerts) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -47,6 +47,7 @@ from workflows.contracts import (
     RefusalRecorded,
     SequenceInput,
     Severity,
+    StartRunbook,
     UpdateResult,
 )
 from workflows.incident import INVALID_REQUEST, INVALID_TRANSITION, UNKNOWN_USER, IncidentWorkflow
@@ -126,14 +127,18 @@ class IncidentService:
         handle = await self._open(req, actor, request_id=None, from_alerts=False)
         return await self._first_state(handle)
 
-    async def declare_id(self, req: DeclareRequest, *, request_id: str) -> str:
+    async def declare_id(
+        self, req: DeclareRequest, *, request_id: str, runbooks: Sequence[StartRunbook] = ()
+    ) -> str:
         """Open an incident for an alert group; idempotent by ``request_id``.
 
         A retry (an activity running twice) gets the incident the first call opened. Only
         the id comes back: waiting for the first state would cost a round trip per
         declaration in an alert storm.
         """
-        handle = await self._open(req, None, request_id=request_id, from_alerts=True)
+        handle = await self._open(
+            req, None, request_id=request_id, from_alerts=True, runbooks=runbooks
+        )
         return handle.id.removeprefix("incident-")
 
     async def _open(
@@ -143,6 +148,7 @@ class IncidentService:
         *,
         request_id: str | None,
         from_alerts: bool,
+        runbooks: Sequence[StartRunbook] = (),
     ) -> WorkflowHandle[Any, Any]:
         self._check_declaration(req, actor, from_alerts=from_alerts)
         at_least = 0
@@ -165,6 +171,7 @@ class IncidentService:
                 declared_by=actor,
                 commander=req.commander,
                 config=snapshot,
+                runbooks=list(runbooks),
             )
             memo: dict[str, str] = {"title": req.title}
             if request_id:

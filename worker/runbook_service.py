@@ -82,15 +82,7 @@ class RunbookService:
             values = params_from_alert(runbook, alert.labels if alert else {}, params)
         except ParameterError as exc:
             raise BadRequest("params: " + "; ".join(exc.problems)) from None
-        start = StartRunbook(
-            runbook=runbook,
-            actor=actor,
-            params=values,
-            alert=alert,
-            dry_run=dry_run,
-            cluster_queues={n: c.queue(n) for n, c in self.config.clusters.items()},
-            groups={n: list(team.members) for n, team in self.config.teams.items()},
-        )
+        start = self.start_request(runbook, values, actor, dry_run=dry_run, alert=alert)
         handle = self.client.get_workflow_handle(workflow_id(incident_id))
 
         async def audit(refusal_type: str, error: FirelineError) -> None:
@@ -101,6 +93,26 @@ class RunbookService:
 
         return await self.incidents.execute_update(
             handle, "start_runbook", start, RunSummary, subject=incident_id, on_refusal=audit
+        )
+
+    def start_request(
+        self,
+        runbook: Runbook,
+        params: Mapping[str, Any],
+        actor: str,
+        *,
+        dry_run: bool = False,
+        alert: AlertFacts | None = None,
+    ) -> StartRunbook:
+        """What the incident needs to start ``runbook``: with this config's clusters and groups."""
+        return StartRunbook(
+            runbook=runbook,
+            actor=actor,
+            params=dict(params),
+            alert=alert,
+            dry_run=dry_run,
+            cluster_queues={n: c.queue(n) for n, c in self.config.clusters.items()},
+            groups={n: list(team.members) for n, team in self.config.teams.items()},
         )
 
     # --- read --------------------------------------------------------------------------------

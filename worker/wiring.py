@@ -24,6 +24,8 @@ from worker.ack_links import link_for, load_or_create_secret
 from worker.config import FirelineConfig, SecretRef
 from worker.incident_activities import IncidentActivities
 from worker.incident_service import IncidentService
+from worker.runbook_library import load_library
+from worker.runbook_service import RunbookService
 from worker.settings import Settings
 
 log = logging.getLogger("fireline.paging")
@@ -91,7 +93,9 @@ def activities(
     ``settings`` is required: the inbox and the acknowledge-link secret live in its state
     directory, which must never default to wherever the process happens to run.
     """
-    incidents = IncidentActivities(IncidentService(client, config, task_queue))
+    service = IncidentService(client, config, task_queue)
+    runbooks = RunbookService(client, config, task_queue, load_library(settings), incidents=service)
+    incidents = IncidentActivities(service, runbooks)
     secret = ack_secret(settings)
     ttl = config.paging.ack_link_ttl
 

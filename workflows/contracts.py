@@ -173,6 +173,8 @@ class DeclareIncident(Contract):
     commander: str | None = None
     config: ConfigSnapshot = Field(default_factory=ConfigSnapshot)
     carried: IncidentState | None = None
+    # Runbooks the declaring alert matched: the incident starts them as it opens.
+    runbooks: list[StartRunbook] = Field(default_factory=list)
 
 
 class IncidentOutcome(Contract):
@@ -677,5 +679,6 @@ class RunbookEvent(Contract):
     escalate: bool = False
 
 
-# IncidentState refers to AlertChange and RunSummary, defined after it.
+# IncidentState and DeclareIncident refer to models defined after them.
 IncidentState.model_rebuild()
+DeclareIncident.model_rebuild()

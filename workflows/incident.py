@@ -146,6 +146,9 @@ class IncidentWorkflow:
         if self._active_runs():
             # Carried over continue-as-new: the runs still need the incident's news.
             self._ensure_run_forwarder()
+        if inp.carried is None:
+            for cmd in inp.runbooks:
+                await self._start_matched_runbook(cmd)
         while not self._closed():
             if self._s.status is S.RESOLVED:
                 await self._wait_while_resolved()
@@ -415,6 +418,22 @@ class IncidentWorkflow:
     @workflow.update
     async def start_runbook(self, cmd: StartRunbook) -> RunSummary:
         """Run a runbook for this incident, as a child workflow."""
+        return await self._start_run(cmd)
+
+    async def _start_matched_runbook(self, cmd: StartRunbook) -> None:
+        # An alert's runbook that cannot start is said on the timeline, never dropped.
+        try:
+            resolve_parameters(cmd.runbook.parameters, cmd.params)
+        except ParameterError as exc:
+            self._record(
+                "runbook_not_started",
+                f"the alert matched runbook {cmd.runbook.name}, which cannot start: {exc}",
+                data={"runbook": cmd.runbook.name},
+            )
+            return
+        await self._start_run(cmd)
+
+    async def _start_run(self, cmd: StartRunbook) -> RunSummary:
         params = resolve_parameters(cmd.runbook.parameters, cmd.params)
         run_id = f"{self._s.id}-r{len(self._s.runs) + 1}"
         summary = RunSummary(

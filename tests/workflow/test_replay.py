@@ -38,6 +38,9 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-paging-escalated-acked-resolved",
         "escalation-escalated-acked-resolved",
         "override-store-add-remove",
+        "runbook-approved-validated",
+        "runbook-rejected-failure-handler",
+        "incident-with-runbook-runs",
     } <= names
 
 
