@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
+# `make run ARGS=--demo` passes flags through to `fireline up`.
 run: $(STAMP)
-	$(BIN)/fireline up
+	$(BIN)/fireline up $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -819,6 +819,7 @@ def _settings(args: argparse.Namespace) -> Any:
             "task_queue",
             "state_dir",
             "config",
+            "demo",
         )
         if getattr(args, name, None) is not None
     }
@@ -1199,6 +1200,12 @@ def _process_flags(p: argparse.ArgumentParser, part: str) -> None:
         g.add_argument("--temporal-port", type=int, help="FIRELINE_TEMPORAL_PORT (7233)")
         g.add_argument("--ui-port", type=int, help="FIRELINE_UI_PORT (8233)")
         g.add_argument("--state-dir", type=Path, help="FIRELINE_STATE_DIR (.fireline)")
+        g.add_argument(
+            "--demo",
+            action="store_true",
+            default=None,
+            help="FIRELINE_DEMO: also start a sandbox cluster and metrics source to try runbooks",
+        )
     g.add_argument("--temporal-address", help="FIRELINE_TEMPORAL_ADDRESS (up: embedded server)")
     g.add_argument("--namespace", help="FIRELINE_NAMESPACE (default)")
     g.add_argument("--task-queue", help="FIRELINE_TASK_QUEUE (fireline)")

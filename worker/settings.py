@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # embedded UI (http://127.0.0.1:<ui_port>, http://localhost:<ui_port>).
     temporal_ui_origins: str | None = None
 
+    # fireline up --demo: a sandbox cluster (the Kubernetes API emulator) and a metrics
+    # source, so the runbook loop can be tried without a cluster. Never used otherwise.
+    demo: bool = False
     # Kubernetes clusters whose actions this process runs, each on its cluster's task queue:
     # "*" every cluster in fireline.yaml, "" none, or a comma-separated list of names.
     worker_clusters: str = "*"

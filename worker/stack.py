@@ -20,6 +20,7 @@ from runbooks.loader import RunbookLoadError
 from worker.api import create_app
 from worker.codec import EncryptionKeyError, keyring_from_settings
 from worker.config import ConfigError, FirelineConfig, load_config
+from worker.demo import ALERT_COMMAND, start_sandbox
 from worker.devserver import DevServer, DevServerError, port_is_free
 from worker.process import api_server
 from worker.runbook_library import load_library
@@ -97,6 +98,11 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
             await server.start()
         except DevServerError as exc:
             raise StartupError(str(exc)) from None
+    sandbox = None
+    if settings.demo:
+        _progress("starting the demo sandbox: Kubernetes API emulator and metrics source")
+        sandbox = await start_sandbox(settings.state_dir)
+        config = sandbox.configure(config)
     try:
         client = await _connect(settings)
         workers = _workers(client, config, settings)
@@ -125,6 +131,8 @@ async def up(settings: Settings, stop: asyncio.Event) -> int:
             api.should_exit = True
             await serving
     finally:
+        if sandbox is not None:
+            await sandbox.stop()
         if server is not None:
             await server.stop()
     _progress("stopped")
@@ -218,6 +226,15 @@ def _banner(settings: Settings, server: DevServer | None, config: FirelineConfig
         f"    encryption     {_encryption_mode(settings)}",
         "",
         '  Try:  fireline incident declare --as alice --service checkout "Checkout errors"',
+    ]
+    if settings.demo:
+        lines += [
+            "  Demo: a sandbox cluster (emulated) where shop/checkout just rolled out a",
+            "        crash-looping release. Send the alert that starts bad-deploy-rollback:",
+            f"          {ALERT_COMMAND}",
+            "        then follow README 'Try the runbook loop'.",
+        ]
+    lines += [
         "  Stop: Ctrl-C",
         "",
     ]
