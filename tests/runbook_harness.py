@@ -47,6 +47,7 @@ from workflows.contracts import (
     RunbookRunState,
     Severity,
     StartRunbook,
+    TriageTarget,
 )
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
@@ -180,7 +181,9 @@ async def world_worker(client: Client, task_queue: str, script: Script) -> Async
                     await client.get_workflow_handle(workflow_id).terminate("rehearsal over")
 
 
-async def declare_incident(client: Client, task_queue: str) -> WorkflowHandle[Any, Any]:
+async def declare_incident(
+    client: Client, task_queue: str, triage: Sequence[TriageTarget] = ()
+) -> WorkflowHandle[Any, Any]:
     """An incident on checkout with alice as commander, paging nobody."""
     incident_id = f"INC-{uuid.uuid4().int % 10**6}"
     config = harness_config()
@@ -195,6 +198,7 @@ async def declare_incident(client: Client, task_queue: str) -> WorkflowHandle[An
             declared_by="alice",
             commander="alice",
             config=config.snapshot("checkout", incident_id),
+            triage=list(triage),
         ),
         id=f"incident-{incident_id}",
         task_queue=task_queue,

@@ -31,6 +31,7 @@ from workflows.contracts import (
     IncidentSettings,
     ServiceRef,
     SeverityPolicy,
+    TriageTarget,
     UserRef,
 )
 from workflows.durations import Duration
@@ -82,6 +83,13 @@ class Team(_Strict):
     manager: str | None = None
 
 
+class ServiceKubernetes(_Strict):
+    """Where a service runs, for triage's "what changed recently"."""
+
+    cluster: str
+    namespace: str
+
+
 class Service(_Strict):
     """A service catalog entry."""
 
@@ -93,6 +101,7 @@ class Service(_Strict):
     components: list[str] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     customer_tiers: list[str] = Field(default_factory=list)
+    kubernetes: ServiceKubernetes | None = None
 
 
 class SecretRef(_Strict):
@@ -427,6 +436,13 @@ class FirelineConfig(_Strict):
                 yield from missing(
                     "service", self.services, dep, f"services.{svc_name}.depends_on[{i}]"
                 )
+            if svc.kubernetes:
+                yield from missing(
+                    "cluster",
+                    self.clusters,
+                    svc.kubernetes.cluster,
+                    f"services.{svc_name}.kubernetes.cluster",
+                )
         for i, token in enumerate(self.auth.tokens):
             yield from missing("user", self.users, token.user, f"auth.tokens[{i}].user")
         names = [i.name for i in self.time_intervals]
@@ -439,6 +455,24 @@ class FirelineConfig(_Strict):
         for route in self.routing.walk():
             for name in (*route.mute_time_intervals, *route.active_time_intervals):
                 yield from missing("time interval", names, name, f"routing: route '{route.name}'")
+
+    def triage_targets(self, service: str) -> list[TriageTarget]:
+        """The service's and its dependencies' namespaces, on clusters fireline knows."""
+        targets: list[TriageTarget] = []
+        entry = self.services.get(service)
+        names = [service, *(entry.depends_on if entry else [])]
+        for name in names:
+            svc = self.services.get(name)
+            k8s = svc.kubernetes if svc else None
+            if k8s is None or k8s.cluster not in self.clusters:
+                continue
+            queue = self.clusters[k8s.cluster].queue(k8s.cluster)
+            targets.append(
+                TriageTarget(
+                    service=name, cluster=k8s.cluster, queue=queue, namespace=k8s.namespace
+                )
+            )
+        return targets
 
     def snapshot(
         self, service: str, incident_id: str | None = None, escalation_policy: str | None = None
@@ -456,7 +490,9 @@ class FirelineConfig(_Strict):
                 handle: UserRef(handle=handle, name=u.name, email=u.email)
                 for handle, u in self.users.items()
             },
-            service=ServiceRef(name=service, **svc.model_dump()) if svc else None,
+            service=ServiceRef(name=service, **svc.model_dump(exclude={"kubernetes"}))
+            if svc
+            else None,
             severity_policy=self.severity_policy,
             settings=IncidentSettings(reopen_window=self.incidents.reopen_window),
         )

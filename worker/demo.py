@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from activities.kubernetes.clusters import ClusterConfig
-from worker.config import FirelineConfig, PrometheusSource
+from worker.config import FirelineConfig, PrometheusSource, ServiceKubernetes
 from worker.k8s_emulator.demo import BAD_IMAGE
 from worker.k8s_emulator.resources import DEPLOYMENTS
 from worker.k8s_emulator.server import K8sEmulator
@@ -57,8 +57,14 @@ class Sandbox:
 
     def configure(self, config: FirelineConfig) -> FirelineConfig:
         """``config`` plus the sandbox cluster and the demo metrics source."""
+        services = dict(config.services)
+        if DEPLOYMENT in services:
+            # Triage reads what changed where checkout runs: the sandbox's shop namespace.
+            where = ServiceKubernetes(cluster=CLUSTER, namespace=NAMESPACE)
+            services[DEPLOYMENT] = services[DEPLOYMENT].model_copy(update={"kubernetes": where})
         return config.model_copy(
             update={
+                "services": services,
                 "clusters": {**config.clusters, CLUSTER: ClusterConfig(kubeconfig=self.kubeconfig)},
                 "metrics": {**config.metrics, "prometheus": PrometheusSource(url=self.metrics_url)},
             }

@@ -172,6 +172,7 @@ class IncidentService:
                 commander=req.commander,
                 config=snapshot,
                 runbooks=list(runbooks),
+                triage=self.config.triage_targets(req.service),
             )
             memo: dict[str, str] = {"title": req.title}
             if request_id:

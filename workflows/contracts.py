@@ -175,6 +175,8 @@ class DeclareIncident(Contract):
     carried: IncidentState | None = None
     # Runbooks the declaring alert matched: the incident starts them as it opens.
     runbooks: list[StartRunbook] = Field(default_factory=list)
+    # Where to look for what changed recently (the service and what it depends on).
+    triage: list[TriageTarget] = Field(default_factory=list)
 
 
 class IncidentOutcome(Contract):
@@ -538,6 +540,16 @@ class StartRunbook(Contract):
     cluster_queues: dict[str, str] = Field(default_factory=dict)
     # Group name → members (teams from config), for approvals by group.
     groups: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class TriageTarget(Contract):
+    """A namespace of a cluster whose recent rollouts triage reads, for one service."""
+
+    service: str
+    cluster: str
+    # The cluster's task queue: its worker holds the credentials.
+    queue: str
+    namespace: str
 
 
 class RunSummary(Contract):

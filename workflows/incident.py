@@ -8,15 +8,16 @@ is the history of those Updates, in the words an incident review needs.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.contracts import ActionRequest, ActionResult
     from runbooks.substitution import IncidentFacts, ParameterError, resolve_parameters
     from workflows import search_attributes as sa
     from workflows.alerts import AlertStatus
@@ -49,8 +50,10 @@ with workflow.unsafe.imports_passed_through():
         SetSeverity,
         StartRunbook,
         TimelineEntry,
+        TriageTarget,
         UpdateResult,
     )
+    from workflows.failures import activity_failure_reason
     from workflows.history import history_is_long
     from workflows.lifecycle import Action, TransitionRefused, is_open, next_status
     from workflows.severity import ImpactFacts, ImpactLevel, Severity, classify
@@ -63,6 +66,20 @@ INVALID_REQUEST = "InvalidRequest"
 S = IncidentStatus
 # Without a route policy, an incident resolves with its alerts only below SEV2.
 AUTO_RESOLVE_SEVERITIES = frozenset({Severity.SEV3, Severity.SEV4})
+
+
+# How far back triage looks for rollouts, and how recent one must be to be suspected.
+TRIAGE_WINDOW = "2h"
+ROLLOUT_SUSPECT = timedelta(minutes=30)
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _refuse(message: str, error_type: str) -> ApplicationError:
@@ -87,6 +104,7 @@ class IncidentWorkflow:
         self._run_news: list[tuple[str, IncidentFactsChanged | AlertStatusChanged]] = []
         self._run_forwarder: asyncio.Task[None] | None = None
         self._facts_told: tuple[str, str, str] | None = None
+        self._triage_tasks: list[asyncio.Task[None]] = []
         if inp.carried is not None:
             self._s = inp.carried
             return
@@ -149,6 +167,10 @@ class IncidentWorkflow:
         if inp.carried is None:
             for cmd in inp.runbooks:
                 await self._start_matched_runbook(cmd)
+            # Decided by the input alone (incidents declared before triage have none), so
+            # replaying older histories never reaches it.
+            for target in inp.triage:
+                self._triage_tasks.append(asyncio.create_task(self._triage(target)))
         while not self._closed():
             if self._s.status is S.RESOLVED:
                 await self._wait_while_resolved()
@@ -524,6 +546,65 @@ class IncidentWorkflow:
                     f"{who} asks for more people; nobody is being paged by fireline now, "
                     "so the commander should bring them in",
                 )
+
+    async def _triage(self, target: TriageTarget) -> None:
+        """What changed recently where the service runs; propose a rollback if it fits."""
+        where = f"{target.cluster}/{target.namespace}"
+        try:
+            result: ActionResult = await workflow.execute_activity(
+                "k8s.recent_changes",
+                ActionRequest(
+                    incident_id=self._s.id,
+                    run_id=f"{self._s.id}-triage",
+                    step_id=f"recent-changes-{target.service}",
+                    idempotency_key=f"{self._s.id}/triage/{target.service}",
+                    inputs={"namespaces": [target.namespace], "since": TRIAGE_WINDOW},
+                ),
+                result_type=ActionResult,
+                task_queue=target.queue,
+                # Triage helps; it must never hold the incident up when a cluster is away.
+                schedule_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as err:
+            self._record(
+                "triage_failed",
+                f"triage: could not read recent changes in {where}: {activity_failure_reason(err)}",
+                data={"service": target.service, "cluster": target.cluster},
+            )
+            return
+        changes = result.output.get("changes")
+        rows = [c for c in changes if isinstance(c, dict)] if isinstance(changes, list) else []
+        if not rows:
+            self._record(
+                "triage",
+                f"triage: no rollouts in {where} in the last {TRIAGE_WINDOW}",
+                data={"service": target.service, "cluster": target.cluster},
+            )
+            return
+        lines = [
+            f"{c.get('deployment')} revision {c.get('revision')} ({c.get('image')}) at "
+            f"{c.get('time')}"
+            for c in rows[:5]
+        ]
+        self._record(
+            "triage",
+            f"triage: recent rollouts in {where}: " + "; ".join(lines),
+            data={"service": target.service, "cluster": target.cluster, "changes": rows[:5]},
+        )
+        latest = rows[0]
+        at = _parse_time(latest.get("time"))
+        if at is not None and timedelta(0) <= self._s.declared_at - at <= ROLLOUT_SUSPECT:
+            minutes = int((self._s.declared_at - at).total_seconds() // 60)
+            self._record(
+                "triage_suggestion",
+                f"triage: {target.namespace}/{latest.get('deployment')} rolled out "
+                f"{minutes} min before this incident; consider the rollback runbook: "
+                f"fireline runbook run {self._s.id} bad-deploy-rollback "
+                f"--param namespace={target.namespace} "
+                f"--param deployment={latest.get('deployment')}",
+                data={"runbook": "bad-deploy-rollback", "deployment": latest.get("deployment")},
+            )
 
     def _active_runs(self) -> list[RunSummary]:
         return [r for r in self._s.runs if r.status in ("running", "paused")]

@@ -24,7 +24,13 @@ from tests.runbook_harness import (
     world_worker,
 )
 from tests.support import eventually
-from workflows.contracts import ApprovalDecision, IncidentStatus, RunbookRunState, RunControl
+from workflows.contracts import (
+    ApprovalDecision,
+    IncidentStatus,
+    RunbookRunState,
+    RunControl,
+    TriageTarget,
+)
 from workflows.runbook import RunbookWorkflow
 
 
@@ -298,3 +304,36 @@ async def test_refused_start_names_the_parameter(
         assert isinstance(caught.value.cause, ApplicationError)
         assert "parameter 'deployment' is required" in caught.value.cause.message
         assert (await incident_state(incident)).runs == []
+
+
+async def test_triage_reads_recent_rollouts_and_proposes_the_rollback(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str
+) -> None:
+    now = await time_env.get_current_time()
+    rolled_out = (now - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    change = {
+        "namespace": "shop",
+        "deployment": "checkout",
+        "revision": 2,
+        "image": "shop/checkout:1.4.0",
+        "time": rolled_out,
+    }
+    script = Script(actions={"recent-changes-checkout": [{"output": {"changes": [change]}}]})
+    target = TriageTarget(service="checkout", cluster="sandbox", queue=task_queue, namespace="shop")
+    async with world_worker(client, task_queue, script) as world:
+        incident = await declare_incident(client, task_queue, triage=[target])
+
+        async def triaged() -> list[str]:
+            texts = [e.text for e in (await incident_state(incident)).timeline]
+            assert any(
+                t.startswith("triage: recent rollouts in sandbox/shop: checkout revision 2")
+                for t in texts
+            ), texts
+            return texts
+
+        texts = await eventually(triaged)
+        [suggestion] = [t for t in texts if "consider the rollback runbook" in t]
+        assert "shop/checkout rolled out 4 min before this incident" in suggestion
+        assert "--param deployment=checkout" in suggestion
+        [request] = world.requests
+        assert request.inputs == {"namespaces": ["shop"], "since": "2h"}
