@@ -307,6 +307,46 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _drills() -> dict[str, Any]:
+    from worker.drills import DrillError, load_drills
+
+    try:
+        return dict(load_drills())
+    except DrillError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def cmd_drill_list(args: argparse.Namespace) -> int:
+    """The shipped drill scenarios."""
+    drills = _drills()
+    if args.json:
+        print(json.dumps([d.model_dump() for d in drills.values()], indent=2))
+    else:
+        rows = [[d.name, str(len(d.alerts)), d.description] for d in drills.values()]
+        print(table(["SCENARIO", "ALERTS", "WHAT"], rows))
+    return EXIT_OK
+
+
+def cmd_drill_run(args: argparse.Namespace) -> int:
+    """Send a scenario's alerts, marked as a drill."""
+    drills = _drills()
+    scenario = drills.get(args.scenario)
+    if scenario is None:
+        known = ", ".join(sorted(drills)) or "none"
+        raise CliError(f"no drill scenario '{args.scenario}'; known: {known}", EXIT_USAGE)
+    api = _api(args)
+    results = [api.request("POST", "/v1/alerts", json=alert) for alert in scenario.payloads()]
+    _emit(
+        args,
+        results,
+        lambda rs: (
+            f"drill {scenario.name}: {len(rs)} alert(s) sent; the incidents they declare are "
+            "titled [DRILL] (fireline incident list)"
+        ),
+    )
+    return EXIT_OK
+
+
 def cmd_alert_send(args: argparse.Namespace) -> int:
     """Fire or resolve a test alert through fireline's own alert endpoint."""
     from workflows.routing import parse_label_args
@@ -1029,6 +1069,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", metavar="LABEL=VALUE", help="repeatable")
     p.add_argument("--resolve", action="store_true", help="send it resolved")
     p.set_defaults(func=cmd_alert_send)
+
+    drill = sub.add_parser(
+        "drill",
+        help="practise: play a shipped scenario's alerts (try it with `fireline up --demo`)",
+    )
+    dsub = drill.add_subparsers(dest="drill_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("list", help="the shipped drill scenarios (no server needed)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_drill_list)
+    p = dsub.add_parser(
+        "run",
+        parents=[client],
+        help='send a scenario\'s alerts, each labelled drill="true": its incidents are drills',
+    )
+    p.add_argument("scenario", help="e.g. bad-deploy (see `fireline drill list`)")
+    p.set_defaults(func=cmd_drill_run)
 
     oncall = sub.add_parser("oncall", help="who is on call (from the config)")
     osub = oncall.add_subparsers(dest="oncall_command", required=True, metavar="ACTION")

@@ -34,6 +34,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from worker.config import FirelineConfig
+from worker.drills import DRILL_TITLE, is_drill
 from worker.errors import BadRequest, Conflict, FirelineError, Forbidden, NotFound, Unavailable
 from worker.override_service import OverrideService
 from workflows import search_attributes as sa
@@ -160,9 +161,12 @@ class IncidentService:
             snapshot = snapshot.model_copy(
                 update={"escalation": await self.overrides.merged(snapshot.escalation)}
             )
+            title = req.title
+            if is_drill(req.labels) and not title.startswith(DRILL_TITLE):
+                title = f"{DRILL_TITLE} {title}"
             inp = DeclareIncident(
                 id=incident_id,
-                title=req.title,
+                title=title,
                 service=req.service,
                 severity=req.severity,
                 impact=req.impact,
@@ -174,7 +178,7 @@ class IncidentService:
                 runbooks=list(runbooks),
                 triage=self.config.triage_targets(req.service),
             )
-            memo: dict[str, str] = {"title": req.title}
+            memo: dict[str, str] = {"title": title}
             if request_id:
                 memo["request_id"] = request_id
             try:

@@ -124,6 +124,10 @@ class TimelineEntry(Contract):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+# The label a drill's alerts carry; the incidents they declare are drills.
+DRILL_LABEL = "drill"
+
+
 class IncidentState(Contract):
     """Everything known about an incident; returned by the ``state`` query."""
 
@@ -154,6 +158,8 @@ class IncidentState(Contract):
     escalation_id: str | None = None
     # Runbook runs started for this incident, oldest first.
     runs: list[RunSummary] = Field(default_factory=list)
+    # Declared by a drill's alerts (label drill="true"): practice, not an outage.
+    drill: bool = False
 
 
 # --- workflow input / output ------------------------------------------------------------

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.alerts import AlertStatus
     from workflows.contracts import (
+        DRILL_LABEL,
         Acknowledge,
         AddNote,
         AlertChange,
@@ -140,6 +141,8 @@ class IncidentWorkflow:
             declared_by=inp.declared_by,
             declared_at=now,
         )
+        if inp.labels.get(DRILL_LABEL) == "true":
+            self._s.drill = True
         who = inp.declared_by or "fireline"
         self._record(
             "declared",
@@ -147,6 +150,8 @@ class IncidentWorkflow:
             actor=inp.declared_by,
             data={"severity": severity.value, "severity_reason": reason},
         )
+        if self._s.drill:
+            self._record("drill", "this is a drill: practice, not an outage")
         if inp.commander:
             self._set_role(Role.COMMANDER, inp.commander, actor=inp.declared_by)
 

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from tests.support import eventually
 from worker.api import create_app
 from worker.config import FirelineConfig
+from worker.drills import DrillAlert, DrillScenario
 from worker.runner import build_worker
 from worker.settings import Settings
 from worker.wiring import activities
@@ -52,7 +53,7 @@ def config() -> FirelineConfig:
     return FirelineConfig.model_validate(
         {
             "users": {"alice": {"name": "Alice Example", "email": "alice@example.com"}},
-            "services": {"gate-demo": {}},
+            "services": {"gate-demo": {}, "drill-demo": {}},
             "routing": {
                 "group_by": ["service", "alertname"],
                 "group_wait": "0s",
@@ -124,3 +125,36 @@ async def test_a_matching_alert_starts_its_runbook_with_params_from_labels(
         "runbook needs-region, which cannot start" in t and "parameter 'region' is required" in t
         for t in texts
     ), texts
+
+
+async def test_a_drills_alerts_declare_an_incident_marked_as_a_drill(
+    api: httpx.AsyncClient,
+) -> None:
+    scenario = DrillScenario(
+        name="practice",
+        alerts=[
+            DrillAlert(
+                labels={
+                    "alertname": "PracticeDown",
+                    "service": "drill-demo",
+                    "severity": "critical",
+                },
+                annotations={"summary": "practice makes calm"},
+            )
+        ],
+    )
+    for alert in scenario.payloads():
+        assert (await api.post("/v1/alerts", json=alert, headers=ALICE)).status_code == 200
+
+    async def declared() -> dict[str, Any]:
+        listed = (await api.get("/v1/incidents?service=drill-demo", headers=ALICE)).json()
+        assert listed, "no incident yet"
+        incident: dict[str, Any] = (
+            await api.get(f"/v1/incidents/{listed[0]['id']}", headers=ALICE)
+        ).json()
+        return incident
+
+    incident = await eventually(declared, timeout=30)
+    assert incident["drill"] is True
+    assert incident["title"].startswith("[DRILL] ")
+    assert incident["timeline"][1]["text"] == "this is a drill: practice, not an outage"
