@@ -15,16 +15,24 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
 
 from activities.contracts import MetricQuery, MetricSample
 from activities.http import PermanentHttpError
 from activities.http_actions import Endpoint, StepError
 from activities.metrics import MetricsActivities
-from runbooks.schema import CheckStep
+from runbooks.schema import CheckStep, Runbook
 from runbooks.substitution import AnalysisPhase, assess_measurement
 from tests.e2e.harness import MetricSource, MissingBinary, Prometheus, prometheus_binary
+from tests.runbook_harness import declare_incident, incident_state, start_run
+from tests.support import eventually
+from workflows.contracts import IncidentStatus, RunbookRunState
+from workflows.escalation_workflow import EscalationWorkflow
+from workflows.incident import IncidentWorkflow
+from workflows.runbook import RunbookWorkflow
 
 pytestmark = pytest.mark.e2e
 
@@ -155,3 +163,46 @@ async def test_real_prometheus_errors_are_classified(metrics: MetricsActivities)
     )
     assert isinstance(ranged.value, StepError)
     assert ranged.value.type == "UnsupportedResult"
+
+
+async def test_a_runbook_check_step_validates_recovery_against_real_prometheus(
+    scraped: Scraped, metrics: MetricsActivities, dev_client: Client, task_queue: str
+) -> None:
+    """The whole check: RunbookWorkflow → metrics.query → real Prometheus → mitigated."""
+    scraped.source.set(RATIO, 0.01, {"service": "orders", "pod": "web-0"})
+    query = f'max({RATIO}{{service="orders"}})'
+    await scraped_values(scraped, metrics, query, [0.01])
+    runbook = Runbook.model_validate(
+        {
+            "name": "validate-orders",
+            "steps": [
+                {
+                    "id": "validate",
+                    "kind": "check",
+                    "query": query,
+                    "interval": "1s",
+                    "count": 3,
+                    "success_condition": "result[0] < 0.05",
+                    "failure_condition": "len(result) == 0 || result[0] >= 0.2",
+                }
+            ],
+        }
+    )
+    async with Worker(
+        dev_client,
+        task_queue=task_queue,
+        workflows=[IncidentWorkflow, EscalationWorkflow, RunbookWorkflow],
+        activities=metrics.activities(),
+    ):
+        incident = await declare_incident(dev_client, task_queue)
+        run = await start_run(dev_client, incident, task_queue, runbook)
+        final = RunbookRunState.model_validate(await run.result())
+        assert final.status == "succeeded", final.error
+        [check] = final.steps
+        assert [m.values for m in check.measurements] == [[0.01]] * 3
+
+        async def mitigated() -> None:
+            assert (await incident_state(incident)).status is IncidentStatus.MITIGATED
+
+        await eventually(mitigated)
+        await incident.terminate("test over")
