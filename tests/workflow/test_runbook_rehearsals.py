@@ -4,13 +4,11 @@ RunbookWorkflow with scripted step results (tests/runbook_harness.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from runbooks.loader import load_runbooks
@@ -24,8 +22,7 @@ from tests.runbook_harness import (
     step_statuses,
     world_worker,
 )
-from tests.support import eventually, register_search_attributes
-from worker.devserver import find_binary
+from tests.support import eventually
 from workflows.contracts import IncidentStatus
 from workflows.durations import parse_duration
 
@@ -44,32 +41,13 @@ def test_every_shipped_runbook_is_rehearsed() -> None:
     assert set(LIBRARY) <= rehearsed, f"no rehearsal for {set(LIBRARY) - rehearsed}"
 
 
-@pytest.fixture
-async def own_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A test server per rehearsal.
-
-    On one shared server, a rehearsal whose approval was rejected left the server refusing
-    to skip time for every rehearsal after it ("Timeout expired"), though each passes on
-    its own; a fresh server (about a second) keeps the cases independent.
-    """
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
-    )
-    await register_search_attributes(env.client)
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
 @pytest.mark.parametrize(
     ("runbook", "case"), CASES, ids=[f"{name}: {case['name']}" for name, case in CASES]
 )
 async def test_rehearsal(
-    own_env: WorkflowEnvironment, task_queue: str, runbook: str, case: Any
+    own_time_env: WorkflowEnvironment, task_queue: str, runbook: str, case: Any
 ) -> None:
-    client = own_env.client
+    client = own_time_env.client
     resolves = case.get("alert_resolves_after")
     script = Script(
         actions=case.get("actions", {}),
@@ -84,7 +62,7 @@ async def test_rehearsal(
             client, incident, task_queue, LIBRARY[runbook], params=case["params"], alert=alert
         )
         async with asyncio.timeout(90):  # a hang is a failure with a message, not a stall
-            state = await play(own_env, run, script)
+            state = await play(own_time_env, run, script)
         expect = case["expect"]
         expected = [next(iter(item.items())) for item in expect["steps"]]
         assert step_statuses(state) == expected, state.error

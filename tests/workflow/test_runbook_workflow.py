@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -103,8 +103,9 @@ def happy_script(**overrides: Any) -> Script:
 
 
 async def test_approved_rollback_validates_and_mitigates_the_incident(
-    time_env: WorkflowEnvironment, client: Client, task_queue: str
+    own_time_env: WorkflowEnvironment, task_queue: str
 ) -> None:
+    time_env, client = own_time_env, own_time_env.client
     script = happy_script()
     async with world_worker(client, task_queue, script) as world:
         incident = await declare_incident(client, task_queue)
@@ -141,8 +142,9 @@ async def test_approved_rollback_validates_and_mitigates_the_incident(
 
 
 async def test_a_failed_check_runs_on_failure_and_escalates(
-    time_env: WorkflowEnvironment, client: Client, task_queue: str
+    own_time_env: WorkflowEnvironment, task_queue: str
 ) -> None:
+    time_env, client = own_time_env, own_time_env.client
     script = happy_script(measurements={"validate": [[0.5]]})
     async with world_worker(client, task_queue, script) as world:
         incident = await declare_incident(client, task_queue)
@@ -165,40 +167,29 @@ async def test_a_failed_check_runs_on_failure_and_escalates(
 
 
 async def test_approval_refusals_wrong_user_twice_after_timeout_and_after_abort(
-    time_env: WorkflowEnvironment, client: Client, task_queue: str
+    own_time_env: WorkflowEnvironment, task_queue: str
 ) -> None:
+    time_env, client = own_time_env, own_time_env.client
     script = happy_script(decisions={})
     async with world_worker(client, task_queue, script):
         incident = await declare_incident(client, task_queue)
         run = await start_run(
             client, incident, task_queue, rollback_runbook(), params=PARAMS, alert=ALERT
         )
-
-        async def waiting() -> None:
-            assert (await run_state(run)).pending is not None
-
-        await eventually(waiting)
-
-        async def refused(actor: str, step: str = "approve") -> str:
-            with pytest.raises(WorkflowUpdateFailedError) as caught:
-                await run.execute_update(
-                    RunbookWorkflow.decide,
-                    ApprovalDecision(step_id=step, approve=True, actor=actor),
-                )
-            assert isinstance(caught.value.cause, ApplicationError)
-            return f"{caught.value.cause.type}: {caught.value.cause.message}"
+        await until_waiting(run)
 
         # carol holds no role and is in no group; dave is not a user at all.
-        assert (await refused("carol")).startswith("NotAllowed: carol may not approve approve")
-        assert (await refused("dave")).startswith("NotAllowed")
-        assert (await refused("alice", step="rollback")).startswith(
+        refusal = await _refused_on(run, "carol")
+        assert refusal.startswith("NotAllowed: carol may not approve approve")
+        assert (await _refused_on(run, "dave")).startswith("NotAllowed")
+        assert (await _refused_on(run, "alice", step="rollback")).startswith(
             "InvalidRequest: rollback is not waiting for approval"
         )
         # bob may, as a member of sre-leads.
         await run.execute_update(
             RunbookWorkflow.decide, ApprovalDecision(step_id="approve", approve=True, actor="bob")
         )
-        assert (await refused("alice")).startswith("InvalidRequest")
+        assert (await _refused_on(run, "alice")).startswith("InvalidRequest")
         state = await play(time_env, run, script)
         assert state.steps[1].actor == "bob"
 
@@ -221,11 +212,7 @@ async def test_approval_refusals_wrong_user_twice_after_timeout_and_after_abort(
         third = await start_run(
             client, incident, task_queue, rollback_runbook(), params=PARAMS, alert=ALERT
         )
-
-        async def third_waiting() -> None:
-            assert (await run_state(third)).pending is not None
-
-        await eventually(third_waiting)
+        await until_waiting(third)
         with pytest.raises(WorkflowUpdateFailedError):  # only the commander may abort
             await third.execute_update(RunbookWorkflow.abort, RunControl(actor="bob"))
         await third.execute_update(RunbookWorkflow.abort, RunControl(actor="alice", reason="no"))
@@ -235,18 +222,28 @@ async def test_approval_refusals_wrong_user_twice_after_timeout_and_after_abort(
         assert final.error == "aborted by alice: no"
 
 
-async def _refused_on(run: Any, actor: str) -> str:
+async def until_waiting(run: Any) -> None:
+    """Until the run waits for an approval."""
+
+    async def waiting() -> None:
+        assert (await run_state(run)).pending is not None
+
+    await eventually(waiting)
+
+
+async def _refused_on(run: Any, actor: str, step: str = "approve") -> str:
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await run.execute_update(
-            RunbookWorkflow.decide, ApprovalDecision(step_id="approve", approve=True, actor=actor)
+            RunbookWorkflow.decide, ApprovalDecision(step_id=step, approve=True, actor=actor)
         )
     assert isinstance(caught.value.cause, ApplicationError)
     return f"{caught.value.cause.type}: {caught.value.cause.message}"
 
 
 async def test_dry_run_tells_every_action_and_changes_nothing(
-    time_env: WorkflowEnvironment, client: Client, task_queue: str
+    own_time_env: WorkflowEnvironment, task_queue: str
 ) -> None:
+    time_env, client = own_time_env, own_time_env.client
     script = happy_script()
     async with world_worker(client, task_queue, script) as world:
         incident = await declare_incident(client, task_queue)
@@ -269,19 +266,16 @@ async def test_dry_run_tells_every_action_and_changes_nothing(
 
 
 async def test_pause_holds_the_next_step_until_resumed(
-    time_env: WorkflowEnvironment, client: Client, task_queue: str
+    own_time_env: WorkflowEnvironment, task_queue: str
 ) -> None:
+    time_env, client = own_time_env, own_time_env.client
     script = happy_script()
     async with world_worker(client, task_queue, script) as world:
         incident = await declare_incident(client, task_queue)
         run = await start_run(
             client, incident, task_queue, rollback_runbook(), params=PARAMS, alert=ALERT
         )
-
-        async def waiting() -> None:
-            assert (await run_state(run)).pending is not None
-
-        await eventually(waiting)
+        await until_waiting(run)
         await run.execute_update(RunbookWorkflow.pause, RunControl(actor="alice"))
         await run.execute_update(
             RunbookWorkflow.decide, ApprovalDecision(step_id="approve", approve=True, actor="alice")
@@ -295,8 +289,9 @@ async def test_pause_holds_the_next_step_until_resumed(
 
 
 async def test_refused_start_names_the_parameter(
-    time_env: WorkflowEnvironment, client: Client, task_queue: str
+    own_time_env: WorkflowEnvironment, task_queue: str
 ) -> None:
+    client = own_time_env.client
     async with world_worker(client, task_queue, Script()):
         incident = await declare_incident(client, task_queue)
         with pytest.raises(WorkflowUpdateFailedError) as caught:
@@ -307,8 +302,9 @@ async def test_refused_start_names_the_parameter(
 
 
 async def test_triage_reads_recent_rollouts_and_proposes_the_rollback(
-    time_env: WorkflowEnvironment, client: Client, task_queue: str
+    own_time_env: WorkflowEnvironment, task_queue: str
 ) -> None:
+    time_env, client = own_time_env, own_time_env.client
     now = await time_env.get_current_time()
     rolled_out = (now - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
     change = {
