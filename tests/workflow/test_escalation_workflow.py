@@ -14,16 +14,14 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.contracts import ContactKind, Page, PageAction, PageResult
-from tests.support import eventually, register_search_attributes
+from tests.support import eventually, time_skipping_server
 from worker.config import FirelineConfig
-from worker.devserver import find_binary
 from workflows.contracts import (
     Acknowledge,
     DeclareIncident,
@@ -76,15 +74,8 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     Escalations signal their incident and are abandoned by it; on the shared server the
     leftovers of these scenarios now and then kept later modules from skipping time.
     """
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
-    )
-    await register_search_attributes(env.client)
-    try:
+    async with time_skipping_server() as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture
@@ -337,15 +328,8 @@ async def test_escalate_is_refused_without_paging_or_after_ack(
 
 async def test_dst_change_mid_escalation_pages_whoever_is_on_call_after_the_jump() -> None:
     # A fresh server: jumping months ahead on the shared one is slow to settle.
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        await register_search_attributes(env.client)
+    async with time_skipping_server() as env:
         await _dst_scenario(env, env.client, f"tq-{uuid.uuid4()}")
-    finally:
-        await env.shutdown()
 
 
 async def _dst_scenario(time_env: WorkflowEnvironment, client: Client, task_queue: str) -> None:
@@ -422,23 +406,8 @@ async def _dst_scenario(time_env: WorkflowEnvironment, client: Client, task_queu
         assert [r for r, _ in pager.triggers()] == [before.user, after.user]
 
 
-@pytest.fixture
-async def own_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A test server for one scenario: it must skip time with no worker polling, which
-    leftovers of the other scenarios (tasks nobody will ever take) can block."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
-    )
-    await register_search_attributes(env.client)
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
 async def test_an_ack_in_the_same_instant_as_the_escalation_timer_wins(
-    own_env: WorkflowEnvironment, task_queue: str
+    own_time_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     """The timer firing and the acknowledgement land in one workflow task: no level 2.
 
@@ -446,7 +415,7 @@ async def test_an_ack_in_the_same_instant_as_the_escalation_timer_wins(
     arrives; both wait in the same pending workflow task, so the new worker sees them in
     one activation, the closest a test can get to "the same instant".
     """
-    client = own_env.client
+    client = own_time_env.client
     fake = Pager()
     fake.started = []  # type: ignore[attr-defined]
 
@@ -462,7 +431,7 @@ async def test_an_ack_in_the_same_instant_as_the_escalation_timer_wins(
         )
 
     async with worker():
-        handle = await declare(own_env, client, task_queue, fake)
+        handle = await declare(own_time_env, client, task_queue, fake)
         escalation = client.get_workflow_handle("escalation-" + handle.id.removeprefix("incident-"))
 
         async def both_idle() -> None:
@@ -473,7 +442,7 @@ async def test_an_ack_in_the_same_instant_as_the_escalation_timer_wins(
 
         await eventually(both_idle, timeout=15)
     try:
-        await skip(own_env, timedelta(minutes=5, seconds=1))  # level 1's delay is 5m
+        await skip(own_time_env, timedelta(minutes=5, seconds=1))  # level 1's delay is 5m
         await escalation.signal(
             EscalationWorkflow.stop, EscalationStop(reason="acknowledged", actor="alice")
         )
@@ -483,7 +452,7 @@ async def test_an_ack_in_the_same_instant_as_the_escalation_timer_wins(
                 assert fake.follow_ups(PageAction.ACKNOWLEDGE) == ["alice"]
 
             await eventually(pages_acknowledged, timeout=15)
-            await skip(own_env, timedelta(minutes=20))
+            await skip(own_time_env, timedelta(minutes=20))
             assert [r for r, _ in fake.triggers()] == ["alice", "alice"]  # carol never paged
             history = await escalation.fetch_history()
             kinds = [e.event_type for e in history.events]
