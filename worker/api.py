@@ -37,17 +37,22 @@ from workflows.contracts import (
     AddNote,
     AddOverride,
     AssignRole,
+    Audience,
     Close,
+    ComponentStatus,
     Escalate,
     IncidentState,
     IncidentStatus,
     MarkMitigated,
+    PostUpdate,
+    PublicStatus,
     RemoveOverride,
     Reopen,
     Resolve,
     Role,
     SetSeverity,
     Severity,
+    StatusImpact,
     StoredOverride,
     UpdateResult,
 )
@@ -107,6 +112,16 @@ class ReopenBody(_Body):
     """Why it is back."""
 
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class UpdateBody(_Body):
+    """A stakeholder update; unset fields follow the incident (see PostUpdate)."""
+
+    text: str = Field(min_length=1, max_length=100_000)
+    status: PublicStatus | None = None
+    impact: StatusImpact | None = None
+    components: dict[str, ComponentStatus] | None = None
+    audiences: list[Audience] = Field(default_factory=lambda: list(Audience), min_length=1)
 
 
 class CloseBody(_Body):
@@ -312,6 +327,12 @@ def create_app(
         IncidentWorkflow.reopen,
         ReopenBody,
         lambda b, a: Reopen(actor=a, reason=b.reason),
+    )
+    action(
+        "updates",
+        IncidentWorkflow.post_update,
+        UpdateBody,
+        lambda b, a: PostUpdate(actor=a, **b.model_dump()),
     )
     action("close", IncidentWorkflow.close, CloseBody, lambda b, a: Close(actor=a))
     action("escalate", IncidentWorkflow.escalate, EscalateBody, lambda b, a: Escalate(actor=a))

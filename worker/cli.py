@@ -224,6 +224,27 @@ def cmd_declare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _update_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"text": args.text}
+    if args.status:
+        body["status"] = args.status
+    if args.impact:
+        body["impact"] = args.impact
+    if args.component:
+        components = {}
+        for item in args.component:
+            name, sep, status = item.partition("=")
+            if not sep or not name or not status:
+                raise SystemExit(
+                    f"--component {item!r}: expected ID=STATUS, e.g. checkout=major_outage"
+                )
+            components[name] = status
+        body["components"] = components
+    if args.audience:
+        body["audiences"] = args.audience
+    return body
+
+
 def _role_body(args: argparse.Namespace) -> dict[str, Any]:
     if args.vacate:
         return {"role": args.role, "user": None}
@@ -1045,6 +1066,32 @@ def build_parser() -> argparse.ArgumentParser:
         lambda a: {"reason": a.reason},
     )
     p.add_argument("--reason", required=True)
+    p = action(
+        "update",
+        "post a stakeholder update (responders, executives, status page)",
+        "updates",
+        _update_body,
+    )
+    p.add_argument("text", help="what stakeholders should know, in plain words")
+    p.add_argument(
+        "--status",
+        choices=["investigating", "identified", "monitoring", "resolved"],
+        help="status page status (default: follows the incident)",
+    )
+    p.add_argument("--impact", choices=["none", "minor", "major", "critical"])
+    p.add_argument(
+        "--component",
+        action="append",
+        default=[],
+        metavar="ID=STATUS",
+        help="affected component, e.g. checkout=partial_outage (repeatable)",
+    )
+    p.add_argument(
+        "--audience",
+        action="append",
+        choices=["responders", "executives", "customers"],
+        help="who gets it (repeatable; default: everyone)",
+    )
     action("close", "close a resolved incident now", "close", lambda a: {})
     action("escalate", "page the next escalation level now", "escalate", lambda a: {})
 

@@ -24,9 +24,13 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from activities.contracts import ContactMethod
+from activities.contracts import ContactKind, ContactMethod
 from activities.kubernetes.clusters import ClusterConfig
+from worker.comms_config import Communications
 from workflows.contracts import (
+    Audience,
+    AudiencePolicy,
+    CommsSnapshot,
     ConfigSnapshot,
     IncidentSettings,
     ServiceRef,
@@ -53,6 +57,10 @@ from workflows.suppression import (
     check_names,
 )
 from workflows.time_intervals import TimeInterval
+
+# Contact kinds that page (open an incident at the vendor); reminders and executive
+# updates never go through them.
+_PAGERS = frozenset({ContactKind.PAGERDUTY, ContactKind.OPSGENIE})
 
 
 class ConfigError(ValueError):
@@ -390,6 +398,8 @@ class FirelineConfig(_Strict):
     metrics: dict[str, PrometheusSource] = Field(default_factory=dict)
     # HTTP services runbook actions call, by name (``with: {endpoint: name}``).
     http_endpoints: dict[str, HttpEndpoint] = Field(default_factory=dict)
+    # Stakeholder update cadence, audiences and redaction; absent: updates are only recorded.
+    communications: Communications | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -422,6 +432,11 @@ class FirelineConfig(_Strict):
             if name not in known:
                 yield f"{where}: unknown {kind} '{name}'"
 
+        if self.communications:
+            for audience, cfg in self.communications.audiences.items():
+                for i, handle in enumerate(cfg.recipients):
+                    where = f"communications.audiences.{audience.value}.recipients[{i}]"
+                    yield from missing("user", self.users, handle, where)
         for team_name, team in self.teams.items():
             for i, member in enumerate(team.members):
                 yield from missing("user", self.users, member, f"teams.{team_name}.members[{i}]")
@@ -495,7 +510,41 @@ class FirelineConfig(_Strict):
             else None,
             severity_policy=self.severity_policy,
             settings=IncidentSettings(reopen_window=self.incidents.reopen_window),
+            comms=self.comms_snapshot(service),
         )
+
+    def comms_snapshot(self, service: str) -> CommsSnapshot | None:
+        """What an incident on ``service`` needs to talk: cadence, audiences, channels."""
+        comms = self.communications
+        if comms is None:
+            return None
+        audiences = {}
+        for audience in Audience:
+            recipients = {}
+            cfg = comms.audiences.get(audience)
+            for handle in cfg.recipients if cfg else []:
+                recipients[handle] = self.reminder_contact(handle)
+            audiences[audience] = AudiencePolicy(
+                template=comms.template(audience),
+                redact=comms.rules(audience),
+                recipients=recipients,
+            )
+        return CommsSnapshot(
+            cadence=comms.cadence,
+            overdue_after=comms.overdue_after,
+            contacts={handle: self.reminder_contact(handle) for handle in self.users},
+            chat_ids={h: u.slack for h, u in self.users.items() if u.slack},
+            audiences=audiences,
+            resolved_text=comms.resolved_text,
+        )
+
+    def reminder_contact(self, handle: str) -> ContactMethod:
+        """Where a reminder (not a page) reaches a person: chat or mail before a pager."""
+        user = self.users.get(handle)
+        for method in user.contact_methods if user else []:
+            if method.kind not in _PAGERS:
+                return method
+        return ContactMethod(kind=ContactKind.CONSOLE)
 
     def _paging_problems(self, interval_names: set[str]) -> Iterable[str]:
         users = set(self.users)

@@ -13,6 +13,7 @@ from activities.kubernetes.actions import KubernetesActions
 from worker.attempts import AttemptStamp
 from worker.config import FirelineConfig
 from workflows.alert_group import AlertGroupWorkflow
+from workflows.comms import CommsWorkflow
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.overrides import OverrideStoreWorkflow
@@ -28,6 +29,7 @@ WORKFLOWS: Sequence[type] = (
     EscalationWorkflow,
     OverrideStoreWorkflow,
     RunbookWorkflow,
+    CommsWorkflow,
 )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from activities.contracts import ContactMethod
 from runbooks.schema import Runbook
 from runbooks.substitution import AlertFacts, IncidentFacts
 from workflows.alerts import Alert, AlertStatus
@@ -108,6 +109,8 @@ class ConfigSnapshot(Contract):
     settings: IncidentSettings = Field(default_factory=IncidentSettings)
     # Who is paged, how and when; None: this incident pages nobody.
     escalation: EscalationSnapshot | None = None
+    # War room, stakeholder updates and status page; None: the incident only records updates.
+    comms: CommsSnapshot | None = None
 
 
 # --- incident state ---------------------------------------------------------------------
@@ -160,6 +163,14 @@ class IncidentState(Contract):
     runs: list[RunSummary] = Field(default_factory=list)
     # Declared by a drill's alerts (label drill="true"): practice, not an outage.
     drill: bool = False
+    # Communications: the war room, stakeholder updates posted, the status page incident.
+    war_room: WarRoom | None = None
+    updates: list[StakeholderUpdate] = Field(default_factory=list)
+    status_page: StatusPublished | None = None
+    # When the next stakeholder update is due (None: no cadence for this severity).
+    next_update_due: datetime | None = None
+    # The communications child's workflow id, once started.
+    comms_id: str | None = None
 
 
 # --- workflow input / output ------------------------------------------------------------
@@ -697,6 +708,268 @@ class RunbookEvent(Contract):
     escalate: bool = False
 
 
+# --- communications: war room, stakeholder updates, status page ------------------------
+# Names and values follow Atlassian Statuspage, so both status page providers map 1:1.
+
+
+class ComponentStatus(StrEnum):
+    """A status page component's state."""
+
+    OPERATIONAL = "operational"
+    DEGRADED_PERFORMANCE = "degraded_performance"
+    PARTIAL_OUTAGE = "partial_outage"
+    MAJOR_OUTAGE = "major_outage"
+    UNDER_MAINTENANCE = "under_maintenance"
+
+
+class StatusImpact(StrEnum):
+    """How bad an incident is for customers."""
+
+    NONE = "none"
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
+class PublicStatus(StrEnum):
+    """Where a status page incident stands, as customers read it."""
+
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+class Audience(StrEnum):
+    """Who a stakeholder update is written for; each has its template and redaction."""
+
+    RESPONDERS = "responders"
+    EXECUTIVES = "executives"
+    CUSTOMERS = "customers"
+
+
+class StatusPublication(Contract):
+    """One customer-facing update for a status page; providers dedupe on ``update_id``.
+
+    ``body`` and ``title`` are already redacted for customers. ``components`` holds only
+    the components this incident affects (component id from config → status).
+    """
+
+    incident_id: str
+    update_id: str
+    at: datetime
+    title: str
+    status: PublicStatus
+    impact: StatusImpact
+    body: str
+    components: dict[str, ComponentStatus] = Field(default_factory=dict)
+
+
+class StatusPublished(Contract):
+    """What a status page provider did with a publication."""
+
+    provider: str
+    # The provider's incident id (Statuspage's incident id; the built-in page's incident id).
+    external_id: str
+    url: str | None = None
+
+
+class WarRoomLinks(Contract):
+    """Links posted in the war room summary."""
+
+    dashboard: str | None = None
+    temporal_ui: str | None = None
+    bridge: str | None = None
+
+
+class OpenWarRoom(Contract):
+    """Activity input: open (or find again) the incident's war room."""
+
+    incident_id: str
+    title: str
+    severity: Severity
+    service: str
+    summary: str = ""
+    commander: str | None = None
+    # Responders' chat user ids (already mapped from fireline users), invited on open.
+    invite: list[str] = Field(default_factory=list)
+    links: WarRoomLinks = Field(default_factory=WarRoomLinks)
+
+
+class WarRoom(Contract):
+    """Where the incident's conversation happens; returned by ``war_room.open``."""
+
+    provider: Literal["slack", "webhook"]
+    channel_id: str | None = None
+    channel_name: str | None = None
+    url: str | None = None
+    # The summary message; mirrored events are threaded under it.
+    thread_ts: str | None = None
+
+
+class WarRoomPost(Contract):
+    """Activity input: mirror one timeline event into the war room, threaded."""
+
+    incident_id: str
+    room: WarRoom
+    # The timeline entry id: the idempotency key for the post.
+    entry_id: str
+    kind: str
+    text: str
+
+
+class PostUpdate(Contract):
+    """Incident Update argument: one stakeholder update, written once for every audience.
+
+    Unset fields take the incident's current values (public status from the incident's
+    status, components and impact from the last update or the service's mapping).
+    """
+
+    actor: str
+    text: str
+    status: PublicStatus | None = None
+    impact: StatusImpact | None = None
+    components: dict[str, ComponentStatus] | None = None
+    audiences: list[Audience] = Field(default_factory=lambda: list(Audience))
+
+
+class UpdateDelivery(Contract):
+    """How one audience's copy of an update went."""
+
+    audience: Audience
+    channel: str
+    ok: bool
+    detail: str = ""
+
+
+class StakeholderUpdate(Contract):
+    """A posted stakeholder update, as the incident records it."""
+
+    id: str
+    at: datetime
+    actor: str
+    text: str
+    status: PublicStatus
+    impact: StatusImpact
+    components: dict[str, ComponentStatus] = Field(default_factory=dict)
+    audiences: list[Audience] = Field(default_factory=list)
+    deliveries: list[UpdateDelivery] = Field(default_factory=list)
+
+
+class RedactionRule(Contract):
+    """A pattern whose matches never reach an audience; ``replacement`` stands in for them."""
+
+    name: str
+    pattern: str
+    replacement: str
+
+
+class AudiencePolicy(Contract):
+    """How one audience hears about an incident: its template, redaction and recipients."""
+
+    # str.format placeholders: incident_id, title, service, severity, status, impact, text,
+    # components (validated when the config loads).
+    template: str = "{text}"
+    redact: list[RedactionRule] = Field(default_factory=list)
+    # Executives: the people who receive each update (their first non-paging contact).
+    recipients: dict[str, ContactMethod] = Field(default_factory=dict)
+
+
+class SizeLimit(Contract):
+    """The longest text a channel accepts, and whose limit it is (for the refusal)."""
+
+    chars: int
+    vendor: str
+
+
+class CommsSnapshot(Contract):
+    """Communications config, frozen into an incident at declaration."""
+
+    # How often stakeholders must hear from the incident, per severity; absent: no cadence.
+    cadence: dict[Severity, Duration] = Field(default_factory=dict)
+    # After an update is due and missed for this long, the commander is told.
+    overdue_after: Duration = timedelta(minutes=10)
+    # Severities that open a war room (empty: none).
+    war_room_severities: list[Severity] = Field(default_factory=list)
+    war_room_links: WarRoomLinks = Field(default_factory=WarRoomLinks)
+    mirror_kinds: list[str] = Field(default_factory=list)
+    # fireline handle → chat user id, for war room invites.
+    chat_ids: dict[str, str] = Field(default_factory=dict)
+    # Where reminders reach each person (their first non-paging contact method).
+    contacts: dict[str, ContactMethod] = Field(default_factory=dict)
+    audiences: dict[Audience, AudiencePolicy] = Field(default_factory=dict)
+    # Status page: whether one is configured, every component id, and this service's ones.
+    status_page: bool = False
+    all_components: list[str] = Field(default_factory=list)
+    components: list[str] = Field(default_factory=list)
+    # Per audience, the longest update its channel accepts.
+    limits: dict[Audience, SizeLimit] = Field(default_factory=dict)
+    # Said to customers when the incident resolves, if they were told about it.
+    resolved_text: str = "This incident has been resolved."
+
+
+class CommsFacts(Contract):
+    """What the communications workflow knows of its incident; re-sent on every change."""
+
+    incident_id: str
+    title: str
+    service: str
+    severity: Severity
+    status: IncidentStatus
+    summary: str = ""
+    roles: dict[Role, str] = Field(default_factory=dict)
+    next_update_due: datetime | None = None
+
+
+class MirrorItem(Contract):
+    """A timeline entry to post into the war room."""
+
+    entry_id: str
+    kind: str
+    text: str
+
+
+class DeliverUpdate(Contract):
+    """A stakeholder update to deliver: the texts are rendered and redacted per audience."""
+
+    update: StakeholderUpdate
+    texts: dict[Audience, str] = Field(default_factory=dict)
+    # The incident title as customers may read it (redacted).
+    public_title: str
+
+
+class CommsNews(Contract):
+    """Signal to the communications workflow: what changed, in order."""
+
+    facts: CommsFacts | None = None
+    mirror: list[MirrorItem] = Field(default_factory=list)
+    deliver: list[DeliverUpdate] = Field(default_factory=list)
+
+
+class CommsInput(Contract):
+    """CommsWorkflow input; the rest is carried over continue-as-new."""
+
+    incident_workflow_id: str
+    snapshot: CommsSnapshot
+    facts: CommsFacts
+    room: WarRoom | None = None
+    pending: CommsNews = Field(default_factory=CommsNews)
+    # Reminders already sent: "<due iso>:<stage>".
+    reminded: list[str] = Field(default_factory=list)
+
+
+class CommsEvent(Contract):
+    """Signal to the incident: what communications did, for its state and timeline."""
+
+    kind: str
+    text: str
+    room: WarRoom | None = None
+    published: StatusPublished | None = None
+    update_id: str | None = None
+    deliveries: list[UpdateDelivery] = Field(default_factory=list)
+
+
 # IncidentState and DeclareIncident refer to models defined after them.
 IncidentState.model_rebuild()
 DeclareIncident.model_rebuild()
+ConfigSnapshot.model_rebuild()

@@ -19,6 +19,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import ActionRequest, ActionResult
     from runbooks.substitution import IncidentFacts, ParameterError, resolve_parameters
+    from workflows import comms_policy
     from workflows import search_attributes as sa
     from workflows.alerts import AlertStatus
     from workflows.contracts import (
@@ -29,8 +30,14 @@ with workflow.unsafe.imports_passed_through():
         AlertsChanged,
         AlertStatusChanged,
         AssignRole,
+        Audience,
         Close,
+        CommsEvent,
+        CommsFacts,
+        CommsInput,
+        CommsNews,
         DeclareIncident,
+        DeliverUpdate,
         Escalate,
         EscalateNow,
         EscalationInput,
@@ -40,7 +47,9 @@ with workflow.unsafe.imports_passed_through():
         IncidentState,
         IncidentStatus,
         MarkMitigated,
+        MirrorItem,
         PagingEvent,
+        PostUpdate,
         RefusalRecorded,
         Reopen,
         Resolve,
@@ -49,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         RunbookInput,
         RunSummary,
         SetSeverity,
+        StakeholderUpdate,
         StartRunbook,
         TimelineEntry,
         TriageTarget,
@@ -106,6 +116,11 @@ class IncidentWorkflow:
         self._run_forwarder: asyncio.Task[None] | None = None
         self._facts_told: tuple[str, str, str] | None = None
         self._triage_tasks: list[asyncio.Task[None]] = []
+        # What the communications child must hear, in order (see _tell_comms).
+        self._comms_news: list[CommsNews] = []
+        self._comms_forwarder: asyncio.Task[None] | None = None
+        self._comms_sending = False
+        self._comms_facts_sent: CommsFacts | None = None
         if inp.carried is not None:
             self._s = inp.carried
             return
@@ -169,6 +184,11 @@ class IncidentWorkflow:
         if self._active_runs():
             # Carried over continue-as-new: the runs still need the incident's news.
             self._ensure_run_forwarder()
+        # Communications arrived after incidents already in flight: no child in their past.
+        if inp.carried is None and workflow.patched("comms-v1"):
+            await self._start_comms()
+        if self._s.comms_id is not None:
+            self._comms_forwarder = asyncio.create_task(self._forward_to_comms())
         if inp.carried is None:
             for cmd in inp.runbooks:
                 await self._start_matched_runbook(cmd)
@@ -186,6 +206,8 @@ class IncidentWorkflow:
             if not self._closed() and self._history_is_long():
                 await self._continue_as_new()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # Communications ends when it hears the incident closed: tell it before finishing.
+        await workflow.wait_condition(self._comms_drained)
         return IncidentOutcome(
             id=self._s.id,
             status=self._s.status,
@@ -241,6 +263,86 @@ class IncidentWorkflow:
             data={"policy": snapshot.policy.name},
         )
 
+    async def _start_comms(self) -> None:
+        comms = self._config.comms
+        if comms is None or not is_open(self._s.status):
+            return
+        comms_id = f"comms-{self._s.id}"
+        self._s.next_update_due = comms_policy.next_update_due(
+            comms, self._s.severity, self._s.status, self._s.declared_at, self._s.updates
+        )
+        facts = self._comms_facts()
+        # Set before the child has started: Updates handled meanwhile queue their news,
+        # which the forwarder (started once the child runs) delivers.
+        self._s.comms_id = comms_id
+        self._comms_facts_sent = facts
+        await workflow.start_child_workflow(
+            "CommsWorkflow",
+            CommsInput(
+                incident_workflow_id=workflow.info().workflow_id,
+                snapshot=comms,
+                facts=facts,
+            ),
+            id=comms_id,
+            # Outlives continue-as-new of the incident; it ends itself when the incident closes.
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+
+    def _comms_facts(self) -> CommsFacts:
+        s = self._s
+        return CommsFacts(
+            incident_id=s.id,
+            title=s.title,
+            service=s.service,
+            severity=s.severity,
+            status=s.status,
+            summary=s.summary,
+            roles=dict(s.roles),
+            next_update_due=s.next_update_due,
+        )
+
+    def _tell_comms(self, news: CommsNews) -> None:
+        if self._s.comms_id is None:
+            return
+        if news.facts is not None:
+            if news.facts == self._comms_facts_sent:
+                news = news.model_copy(update={"facts": None})
+            else:
+                self._comms_facts_sent = news.facts
+        if news.facts is not None or news.mirror or news.deliver:
+            self._comms_news.append(news)
+
+    async def _forward_to_comms(self) -> None:
+        assert self._s.comms_id is not None
+        child = workflow.get_external_workflow_handle(self._s.comms_id)
+        while True:
+            await workflow.wait_condition(lambda: bool(self._comms_news))
+            batch, self._comms_news = self._comms_news, []
+            facts = [n.facts for n in batch if n.facts is not None]
+            merged = CommsNews(
+                facts=facts[-1] if facts else None,
+                mirror=[m for n in batch for m in n.mirror],
+                deliver=[d for n in batch for d in n.deliver],
+            )
+            self._comms_sending = True
+            try:
+                await child.signal("tell", merged)
+            except Exception as exc:  # any failure: say it, and keep the incident going
+                self._record("comms_failed", f"communications did not hear the news: {exc}")
+            finally:
+                self._comms_sending = False
+
+    def _comms_drained(self) -> bool:
+        return not self._comms_news and not self._comms_sending
+
+    def _tell_customers_resolved(self) -> None:
+        """Customers who were told of the incident are told it is over."""
+        comms = self._config.comms
+        told = [u for u in self._s.updates if Audience.CUSTOMERS in u.audiences]
+        if comms is None or not told or told[-1].status.value == "resolved":
+            return
+        self._stakeholder_update("fireline", comms.resolved_text)
+
     async def _forward_to_escalation(self) -> None:
         assert self._s.escalation_id is not None
         child = workflow.get_external_workflow_handle(self._s.escalation_id)
@@ -263,6 +365,8 @@ class IncidentWorkflow:
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # News not yet told to communications would be lost with this run.
+        await workflow.wait_condition(self._comms_drained)
         carried = self._s.model_copy(update={"generation": self._s.generation + 1})
         workflow.logger.info("continuing as new (generation %d)", carried.generation)
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
@@ -350,6 +454,104 @@ class IncidentWorkflow:
         self._require_not_closed()
 
     @workflow.update
+    def post_update(self, cmd: PostUpdate) -> UpdateResult:
+        """A stakeholder update, written once and delivered to each audience in its form."""
+        update = self._stakeholder_update(cmd.actor, cmd.text, cmd)
+        return self._result(update)
+
+    @post_update.validator
+    def _validate_post_update(self, cmd: PostUpdate) -> None:
+        self._require_user(cmd.actor)
+        self._require_not_closed()
+        if not cmd.text.strip():
+            raise _refuse("an update needs text", INVALID_REQUEST)
+        if not cmd.audiences:
+            raise _refuse("an update needs at least one audience", INVALID_REQUEST)
+        comms = self._config.comms
+        too_long = comms_policy.limit_problem(comms, cmd.text, cmd.audiences)
+        if too_long:
+            raise _refuse(too_long, INVALID_REQUEST)
+        known = set(comms.all_components) if comms else set()
+        unknown = sorted(set(cmd.components or {}) - known)
+        if unknown:
+            listed = ", ".join(sorted(known)) or "none are configured"
+            raise _refuse(
+                f"unknown status page component(s) {', '.join(unknown)} (known: {listed})",
+                INVALID_REQUEST,
+            )
+
+    def _stakeholder_update(
+        self, actor: str, text: str, cmd: PostUpdate | None = None
+    ) -> TimelineEntry:
+        """Record an update, then hand its rendered, redacted copies to communications."""
+        s, comms = self._s, self._config.comms
+        last = s.updates[-1] if s.updates else None
+        status = (cmd.status if cmd else None) or comms_policy.public_status_for(s.status)
+        impact = (
+            (cmd.impact if cmd else None)
+            or (last.impact if last else None)
+            or comms_policy.impact_for(s.severity)
+        )
+        components = (cmd.components if cmd else None) or (
+            comms_policy.components_for(comms, s.severity, status, last) if comms else {}
+        )
+        audiences = list(cmd.audiences) if cmd else [Audience.RESPONDERS, Audience.CUSTOMERS]
+        update = StakeholderUpdate(
+            id=f"{s.id}-u{len(s.updates) + 1}",
+            at=workflow.now(),
+            actor=actor,
+            text=text,
+            status=status,
+            impact=impact,
+            components=components,
+            audiences=audiences,
+        )
+        s.updates.append(update)
+        self._refresh_update_due()
+        entry = self._record(
+            "stakeholder_update",
+            f"{actor} posted update {update.id} ({status.value}) for "
+            f"{', '.join(a.value for a in audiences)}: {text}",
+            actor=actor if actor != "fireline" else None,
+            data={"update_id": update.id, "status": status.value, "impact": impact.value},
+        )
+        if comms is not None and s.comms_id is not None:
+            fields = {
+                "incident_id": s.id,
+                "title": s.title,
+                "service": s.service,
+                "severity": s.severity.value,
+                "status": status.value,
+                "impact": impact.value,
+                "text": text,
+                "components": ", ".join(sorted(components)),
+            }
+            texts = {
+                a: comms_policy.render(comms.audiences[a], fields) if a in comms.audiences else text
+                for a in audiences
+            }
+            customers = comms.audiences.get(Audience.CUSTOMERS)
+            public_title = comms_policy.redact(s.title, customers.redact) if customers else s.title
+            self._tell_comms(
+                CommsNews(
+                    deliver=[DeliverUpdate(update=update, texts=texts, public_title=public_title)]
+                )
+            )
+        return entry
+
+    def _refresh_update_due(self) -> None:
+        due = comms_policy.next_update_due(
+            self._config.comms,
+            self._s.severity,
+            self._s.status,
+            self._s.declared_at,
+            self._s.updates,
+        )
+        if due != self._s.next_update_due:
+            self._s.next_update_due = due
+        self._tell_comms(CommsNews(facts=self._comms_facts()))
+
+    @workflow.update
     def mark_mitigated(self, cmd: MarkMitigated) -> UpdateResult:
         """Customer impact has stopped."""
         self._s.status = self._next(Action.MITIGATE)
@@ -382,14 +584,14 @@ class IncidentWorkflow:
         self._s.resolution_summary = cmd.summary
         self._publish()
         self._tell_escalation(EscalationStop(reason="resolved", actor=cmd.actor))
-        return self._result(
-            self._record(
-                "resolved",
-                f"{cmd.actor} resolved the incident: {cmd.summary}",
-                actor=cmd.actor,
-                data={"summary": cmd.summary},
-            )
+        entry = self._record(
+            "resolved",
+            f"{cmd.actor} resolved the incident: {cmd.summary}",
+            actor=cmd.actor,
+            data={"summary": cmd.summary},
         )
+        self._tell_customers_resolved()
+        return self._result(entry)
 
     @resolve.validator
     def _validate_resolve(self, cmd: Resolve) -> None:
@@ -651,6 +853,23 @@ class IncidentWorkflow:
             self._tell_runs(IncidentFactsChanged(incident=self._facts(), roles=roles))
 
     @workflow.signal
+    def comms_event(self, event: CommsEvent) -> None:
+        """Communications opened the war room, delivered an update, reminded someone."""
+        if event.room is not None:
+            self._s.war_room = event.room
+        if event.published is not None:
+            self._s.status_page = event.published
+        for update in self._s.updates:
+            if update.id == event.update_id:
+                update.deliveries = event.deliveries
+        data: dict[str, Any] = {}
+        if event.update_id:
+            data["update_id"] = event.update_id
+        if event.room is not None:
+            data["room"] = event.room.model_dump(exclude_none=True)
+        self._record(event.kind, event.text, data=data)
+
+    @workflow.signal
     def paging_event(self, event: PagingEvent) -> None:
         """A page went out, failed or was closed; the policy moved on or ran out."""
         kind = {"paged": "page", "page_failed": "page_failed", "page_closed": "page_closed"}.get(
@@ -772,6 +991,10 @@ class IncidentWorkflow:
         )
         self._s.timeline.append(entry)
         self._facts_may_have_changed()
+        comms = self._config.comms
+        if comms is not None and kind in comms.mirror_kinds:
+            item = MirrorItem(entry_id=entry.id, kind=kind, text=text)
+            self._tell_comms(CommsNews(mirror=[item]))
         if not workflow.unsafe.is_replaying():
             workflow.logger.info("%s: %s", kind, text)
         return entry
@@ -872,6 +1095,7 @@ class IncidentWorkflow:
             else sa.MITIGATED_AT_EPOCH.value_unset(),
         ]
         workflow.upsert_search_attributes(updates)
+        self._refresh_update_due()
 
 
 def _rank(severity: Severity) -> int:
