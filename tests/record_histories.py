@@ -372,7 +372,49 @@ async def runbook_runs(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
         }
 
 
+async def communications(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """A SEV1 with a war room, a comms lead, an update to every audience, resolved, closed."""
+    from temporalio.worker import Worker
+
+    from tests.workflow.test_comms_workflow import Talk, snapshot
+    from workflows.comms import CommsWorkflow
+    from workflows.contracts import PostUpdate
+
+    queue = TASK_QUEUE + "-comms"
+    fake = Talk()
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[IncidentWorkflow, CommsWorkflow],
+        activities=[fake.open, fake.post, fake.publish, fake.send],
+    ):
+        incident_id = "INC-20"
+        h = await client.start_workflow(
+            IncidentWorkflow.run,
+            _declare(incident_id, severity=Severity.SEV1, config=snapshot()),
+            id=f"incident-{incident_id}",
+            task_queue=queue,
+        )
+        comms = client.get_workflow_handle(f"comms-{incident_id}")
+        await h.execute_update(
+            IncidentWorkflow.assign_role,
+            AssignRole(actor="alice", role=Role.COMMUNICATIONS, user="bob"),
+        )
+        await h.execute_update(
+            IncidentWorkflow.post_update,
+            PostUpdate(actor="bob", text="Checkout fails for some customers; rolling back."),
+        )
+        while not (await h.query(IncidentWorkflow.state)).updates[0].deliveries:
+            await asyncio.sleep(0.1)
+        await h.execute_update(IncidentWorkflow.resolve, Resolve(actor="alice", summary="ok"))
+        await h.execute_update(IncidentWorkflow.close, Close(actor="alice"))
+        await h.result()
+        await comms.result()
+        return {"incident-with-communications": h, "comms-war-room-updates-closed": comms}
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "communications": communications,
     "runbook_runs": runbook_runs,
     "override_store": override_store,
     "paging": paging,

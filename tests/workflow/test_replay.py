@@ -41,6 +41,8 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "runbook-approved-validated",
         "runbook-rejected-failure-handler",
         "incident-with-runbook-runs",
+        "incident-with-communications",
+        "comms-war-room-updates-closed",
     } <= names
 
 
