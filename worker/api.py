@@ -7,6 +7,8 @@ or 409. Callers are identified by a bearer token, or in local mode (no tokens co
 loopback only) by the ``X-Fireline-User`` header.
 """
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -14,9 +16,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import httpx
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
@@ -28,10 +31,22 @@ from worker.alert_intake import AlertIntake
 from worker.codec_server import install_codec_server
 from worker.config import FirelineConfig
 from worker.errors import BadRequest, Conflict, FirelineError, NotFound, Unauthorized
+from worker.incident_records import RecordLoader, action_items_from_workflows, user_timezones
 from worker.incident_service import DeclareRequest, IncidentService, IncidentSummary
 from worker.metrics import Registry
+from worker.postmortem_api import postmortem_router
+from worker.report_api import report_router
+from worker.report_metrics import ReportGauges, ReportMetricsRefresher
 from worker.runbook_api import runbook_router
+from worker.runbook_library import load_library
+from worker.runbook_service import RunbookService
+from worker.settings import Settings
 from worker.silence_service import SilenceService
+from worker.slack_commands import slack_command_router
+from worker.status_page_web import status_page_router, workflow_snapshot_source
+from worker.ui import ui_router
+from worker.ui.live import LiveFeed
+from worker.war_room_config import signing_secret
 from workflows.contracts import (
     Acknowledge,
     AddNote,
@@ -159,18 +174,33 @@ def create_app(
     *,
     ack_secret: bytes | None = None,
     ui_origins: Sequence[str] = (),
+    live: LiveFeed | None = None,
 ) -> FastAPI:
     """The API application, bound to a Temporal client and a loaded config.
 
     ``ack_secret`` verifies one-click acknowledge links; workers sign with the same one.
     ``ui_origins`` are the Temporal UIs that may call the codec server (when encrypting).
+    ``live`` is how the dashboard polls for live timelines (tests poll faster).
     """
     service = IncidentService(client, config, task_queue)
     metrics = Registry()
+    # One loader (and its cache of ended incidents) for search, reports and /metrics.
+    records = RecordLoader(service, action_items=action_items_from_workflows(service))
+    zones = user_timezones(config.schedules)
+    report_gauges = ReportGauges()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        # MTTA/MTTR/MTBF gauges are recomputed in the background, never per scrape.
+        refresher = asyncio.create_task(
+            ReportMetricsRefresher(records, report_gauges, timezones=zones).run()
+        )
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
 
     app = FastAPI(
         title="fireline",
@@ -204,9 +234,11 @@ def create_app(
             return AckOutcome(AckResult.CLOSED, incident_id, state.title)
         return AckOutcome(AckResult.ACKNOWLEDGED, incident_id, result.state.title, actor)
 
+    # One secret signs acknowledge links and dashboard sessions; replicas share it.
+    signing = ack_secret or secrets.token_bytes(32)
     app.include_router(
         ack_router(
-            ack_secret or secrets.token_bytes(32),
+            signing,
             acknowledge_from_link,
             now=lambda: datetime.now(UTC),
         )
@@ -214,8 +246,8 @@ def create_app(
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus_metrics() -> str:
-        """Process counters in Prometheus text format."""
-        return metrics.render()
+        """Process counters and incident metrics (MTTA, MTTR, MTBF...) in Prometheus format."""
+        return metrics.render() + report_gauges.render()
 
     def caller(
         authorization: Annotated[str | None, Header()] = None,
@@ -238,7 +270,31 @@ def create_app(
 
     Caller = Annotated[str, Depends(caller)]  # noqa: N806 - a type alias, named as one
     install_codec_server(app, client.data_converter.payload_codec, caller, ui_origins)
-    app.include_router(runbook_router(service, caller))
+    # The library is loaded now, so a broken runbook stops the start with every problem.
+    runs = RunbookService(client, config, task_queue, load_library(Settings()), incidents=service)
+    app.include_router(runbook_router(runs, caller))
+    # Before /v1/incidents/{incident_id}, which would otherwise claim /v1/incidents/search.
+    app.include_router(report_router(records, caller, zones))
+    app.include_router(postmortem_router(service, caller))
+    app.include_router(ui_router(service, runs, config, secret=signing, live=live))
+    slack_secret = signing_secret(config.war_room)
+    if slack_secret:
+        # Slack signs its requests; the router checks that, not fireline's tokens.
+        app.include_router(
+            slack_command_router(
+                service, config.users, slack_secret, http=httpx.AsyncClient(timeout=5.0)
+            )
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """People who open fireline's address want the dashboard."""
+        return RedirectResponse("/ui", status_code=307)
+
+    page = config.status_page
+    if page is not None and page.provider == "builtin":
+        # Public: no caller; it shows only what was published to customers.
+        app.include_router(status_page_router(workflow_snapshot_source(client), page))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

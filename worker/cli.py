@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from worker import cli_report
+
 EXIT_OK = 0
 EXIT_REFUSED = 1  # fireline answered and said no (not found, not allowed, wrong state)
 EXIT_USAGE = 2  # the command line or its input is wrong
@@ -1021,6 +1023,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = isub.add_parser("show", parents=[client], help="show an incident and its timeline")
     p.add_argument("id", help="e.g. INC-42")
     p.set_defaults(func=cmd_show)
+    cli_report.add_incident_search(isub, client)
 
     def action(
         name: str, help_text: str, path: str, body: Callable[[argparse.Namespace], dict[str, Any]]
@@ -1094,6 +1097,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     action("close", "close a resolved incident now", "close", lambda a: {})
     action("escalate", "page the next escalation level now", "escalate", lambda a: {})
+
+    cli_report.add_parsers(sub, client)
+    # Imported here: worker.cli_postmortem builds on this module's helpers.
+    from worker.cli_postmortem import add_parsers as add_postmortem_parsers
+
+    add_postmortem_parsers(sub, client)
 
     route = sub.add_parser("route", help="routing tools")
     rsub = route.add_subparsers(dest="route_command", required=True, metavar="ACTION")

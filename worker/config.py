@@ -13,9 +13,6 @@ Exceptions::
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import os
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from activities.contracts import ContactKind, ContactMethod
 from activities.kubernetes.clusters import ClusterConfig
 from worker.comms_config import Communications
+from worker.postmortem_config import PostmortemConfig, postmortem_problems, postmortem_snapshot
+from worker.secrets import ReadableSecret as _ReadableSecret
+from worker.secrets import SecretRef
+from worker.status_page_config import StatusPageConfig, components_for_service
+from worker.war_room_config import WarRoomConfig, slack_user_ids, war_room_problems
 from workflows.contracts import (
+    MAX_BODY_CHARS,
     Audience,
     AudiencePolicy,
     CommsSnapshot,
@@ -35,8 +38,10 @@ from workflows.contracts import (
     IncidentSettings,
     ServiceRef,
     SeverityPolicy,
+    SizeLimit,
     TriageTarget,
     UserRef,
+    WarRoomLinks,
 )
 from workflows.durations import Duration
 from workflows.escalation import (
@@ -112,53 +117,6 @@ class Service(_Strict):
     kubernetes: ServiceKubernetes | None = None
 
 
-class SecretRef(_Strict):
-    """Where a secret is: its SHA-256 (safe to commit), an environment variable, or a file.
-
-    The secret itself is never written in the config file.
-    """
-
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if sum(s is not None for s in (self.sha256, self.env, self.file)) != 1:
-            raise ValueError("give exactly one of sha256, env, file")
-        return self
-
-    def value(self) -> bytes | None:
-        """The secret's bytes (None when only its digest is known)."""
-        if self.env:
-            text = os.environ.get(self.env)
-            return text.encode() if text else None
-        if self.file:
-            return self.file.read_text().strip().encode()
-        return None
-
-    def digest(self) -> str | None:
-        """SHA-256 hex of the secret."""
-        if self.sha256:
-            return self.sha256
-        raw = self.value()
-        return hashlib.sha256(raw).hexdigest() if raw else None
-
-    def matches(self, presented: str) -> bool:
-        """Constant-time check of a presented secret."""
-        expected = self.digest()
-        given = hashlib.sha256(presented.encode()).hexdigest()
-        return expected is not None and hmac.compare_digest(given, expected)
-
-    def problem(self) -> str | None:
-        """Why this secret cannot be read now, if it cannot."""
-        if self.env and not os.environ.get(self.env):
-            return f"environment variable {self.env} is not set"
-        if self.file and not self.file.is_file():
-            return f"{self.file} does not exist"
-        return None
-
-
 class ApiToken(_Strict):
     """A bearer token for the API, mapped to a user. The secret is never in the file."""
 
@@ -217,16 +175,6 @@ class Integration(_Strict):
             raise ValueError("routing_key is only for pagerduty integrations")
         if self.hmac_secret and self.hmac_secret.sha256:
             raise ValueError("hmac_secret: give env or file; a digest cannot verify signatures")
-        return self
-
-
-class _ReadableSecret(SecretRef):
-    """A secret fireline must send, so a digest will not do."""
-
-    @model_validator(mode="after")
-    def _readable(self) -> Self:
-        if self.sha256:
-            raise ValueError("give env or file: fireline must send this secret, not just check it")
         return self
 
 
@@ -400,6 +348,12 @@ class FirelineConfig(_Strict):
     http_endpoints: dict[str, HttpEndpoint] = Field(default_factory=dict)
     # Stakeholder update cadence, audiences and redaction; absent: updates are only recorded.
     communications: Communications | None = None
+    # Components customers see, and where they see them (built-in page or Statuspage).
+    status_page: StatusPageConfig | None = None
+    # The incident's chat channel: Slack (or a chat webhook), opened per severity.
+    war_room: WarRoomConfig | None = None
+    # Postmortem review and action-item follow-up; absent: resolving starts no postmortem.
+    postmortems: PostmortemConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -432,6 +386,10 @@ class FirelineConfig(_Strict):
             if name not in known:
                 yield f"{where}: unknown {kind} '{name}'"
 
+        if self.war_room:
+            yield from war_room_problems(self.war_room, self.teams, self.users)
+        if self.postmortems:
+            yield from postmortem_problems(self, self.postmortems)
         if self.communications:
             for audience, cfg in self.communications.audiences.items():
                 for i, handle in enumerate(cfg.recipients):
@@ -490,7 +448,12 @@ class FirelineConfig(_Strict):
         return targets
 
     def snapshot(
-        self, service: str, incident_id: str | None = None, escalation_policy: str | None = None
+        self,
+        service: str,
+        incident_id: str | None = None,
+        escalation_policy: str | None = None,
+        *,
+        links: tuple[str, str | None] | None = None,
     ) -> ConfigSnapshot:
         """The frozen slice of config an incident on ``service`` runs with."""
         svc = self.services.get(service)
@@ -510,14 +473,23 @@ class FirelineConfig(_Strict):
             else None,
             severity_policy=self.severity_policy,
             settings=IncidentSettings(reopen_window=self.incidents.reopen_window),
-            comms=self.comms_snapshot(service),
+            comms=self.comms_snapshot(service, links),
+            postmortem=postmortem_snapshot(self, self.postmortems) if self.postmortems else None,
         )
 
-    def comms_snapshot(self, service: str) -> CommsSnapshot | None:
-        """What an incident on ``service`` needs to talk: cadence, audiences, channels."""
+    def comms_snapshot(
+        self, service: str, links: tuple[str, str | None] | None = None
+    ) -> CommsSnapshot | None:
+        """What an incident on ``service`` needs to talk: cadence, audiences, channels.
+
+        ``links`` are the incident's dashboard and Temporal UI pages, for the war room.
+        """
         comms = self.communications
         if comms is None:
             return None
+        room = self.war_room
+        svc = self.services.get(service)
+        dashboard, temporal_ui = links or (None, None)
         audiences = {}
         for audience in Audience:
             recipients = {}
@@ -529,11 +501,31 @@ class FirelineConfig(_Strict):
                 redact=comms.rules(audience),
                 recipients=recipients,
             )
+        page = self.status_page
+        components: list[str] = []
+        limits: dict[Audience, SizeLimit] = {}
+        if page is not None:
+            known = [c.id for c in page.components]
+            own = components_for_service(page, service)
+            components = own + [c for c in (svc.components if svc else []) if c in known]
+            vendor = "Atlassian Statuspage" if page.provider == "atlassian" else "the status page"
+            limits[Audience.CUSTOMERS] = SizeLimit(chars=MAX_BODY_CHARS, vendor=vendor)
         return CommsSnapshot(
+            war_room_severities=list(room.severities) if room else [],
+            war_room_links=room.links(
+                svc.owner_team if svc else None, dashboard=dashboard, temporal_ui=temporal_ui
+            )
+            if room
+            else WarRoomLinks(),
+            mirror_kinds=list(room.mirror) if room else [],
+            chat_ids=slack_user_ids(self.users),
+            status_page=page is not None,
+            all_components=[c.id for c in page.components] if page else [],
+            components=list(dict.fromkeys(components)),
+            limits=limits,
             cadence=comms.cadence,
             overdue_after=comms.overdue_after,
             contacts={handle: self.reminder_contact(handle) for handle in self.users},
-            chat_ids={h: u.slack for h, u in self.users.items() if u.slack},
             audiences=audiences,
             resolved_text=comms.resolved_text,
         )
@@ -675,6 +667,11 @@ def load_config(path: Path | None) -> FirelineConfig:
             for field_name, ref in target.secret_refs().items():
                 if problem := ref.problem():
                     problems.append(f"{path}: {section}.{name}.{field_name}: {problem}")
+    if config.war_room:
+        problems += [f"{path}: {p}" for p in config.war_room.secret_problems()]
+    atlassian = config.status_page.atlassian if config.status_page else None
+    if atlassian is not None and (problem := atlassian.api_key.problem()):
+        problems.append(f"{path}: status_page.atlassian.api_key: {problem}")
     if problems:
         raise ConfigError("\n".join(problems))
     return config

@@ -12,6 +12,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
@@ -37,6 +38,7 @@ from worker.config import FirelineConfig
 from worker.drills import DRILL_TITLE, is_drill
 from worker.errors import BadRequest, Conflict, FirelineError, Forbidden, NotFound, Unavailable
 from worker.override_service import OverrideService
+from worker.settings import Settings
 from workflows import search_attributes as sa
 from workflows.contracts import (
     AllocatedNumber,
@@ -45,6 +47,7 @@ from workflows.contracts import (
     ImpactFacts,
     IncidentState,
     IncidentStatus,
+    PostmortemSnapshot,
     RefusalRecorded,
     SequenceInput,
     Severity,
@@ -120,6 +123,8 @@ class IncidentService:
         # (10 by default): a storm of declarations queues here instead of being refused.
         self._allocating = asyncio.Lock()
         self.overrides = OverrideService(client, task_queue)
+        # Read from the environment like every fireline process: links in chat summaries.
+        self.settings = Settings()
 
     # --- declare -----------------------------------------------------------------------------
 
@@ -157,9 +162,18 @@ class IncidentService:
             update_id = f"{request_id}#{attempt}" if request_id else None
             number = await self._allocate_number(actor, update_id, at_least)
             incident_id = f"INC-{number}"
-            snapshot = self.config.snapshot(req.service, incident_id, req.escalation_policy)
+            snapshot = self.config.snapshot(
+                req.service,
+                incident_id,
+                req.escalation_policy,
+                links=self.settings.incident_links(incident_id),
+            )
             snapshot = snapshot.model_copy(
-                update={"escalation": await self.overrides.merged(snapshot.escalation)}
+                update={
+                    "escalation": await self.overrides.merged(snapshot.escalation),
+                    "suggest_similar": True,
+                    "postmortem": self._with_export_dir(snapshot.postmortem),
+                }
             )
             title = req.title
             if is_drill(req.labels) and not title.startswith(DRILL_TITLE):
@@ -213,6 +227,13 @@ class IncidentService:
             log.info("declared by %s", actor or "fireline", extra={"incident_id": incident_id})
             return handle
         raise Unavailable("could not allocate a free incident number after 5 attempts")
+
+    def _with_export_dir(self, pm: PostmortemSnapshot | None) -> PostmortemSnapshot | None:
+        """A relative postmortem export directory lives in the state directory."""
+        if pm is None or pm.export_dir is None or Path(pm.export_dir).is_absolute():
+            return pm
+        exported = (self.settings.state_dir / pm.export_dir).resolve()
+        return pm.model_copy(update={"export_dir": str(exported)})
 
     async def _incident_count(self) -> int:
         try:

@@ -57,5 +57,14 @@ class ApiServer(uvicorn.Server):
 def api_server(app: Any, host: str, port: int) -> ApiServer:
     """A uvicorn server for ``app`` that logs through fireline's handlers."""
     return ApiServer(
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            # Dashboard live streams stay open; stopping must not wait for them to end.
+            timeout_graceful_shutdown=5,
+        )
     )

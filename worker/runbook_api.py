@@ -5,17 +5,14 @@ every action; the run's validators decide what that person may do, and a refusal
 as 403 (not allowed) or 409 (not in this state) with the validator's reason.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from runbooks.schema import Parameter, Runbook
-from worker.incident_service import IncidentService
-from worker.runbook_library import load_library
 from worker.runbook_service import RunbookService, RunCommand
-from worker.settings import Settings
 from workflows.contracts import RunbookRunState, RunSummary
 
 IncidentId = Annotated[str, Path(pattern=r"^INC-[0-9]+$", description="e.g. INC-42")]
@@ -66,20 +63,8 @@ class RunbookInfo(BaseModel):
         )
 
 
-def runbook_router(
-    incidents: IncidentService,
-    caller: Callable[..., str],
-    library: Mapping[str, Runbook] | None = None,
-) -> APIRouter:
-    """The runbook routes; ``library`` defaults to the one the settings name (loaded now, so
-    a broken runbook stops the start with every problem listed)."""
-    runs = RunbookService(
-        incidents.client,
-        incidents.config,
-        incidents.task_queue,
-        load_library(Settings()) if library is None else library,
-        incidents=incidents,
-    )
+def runbook_router(runs: RunbookService, caller: Callable[..., str]) -> APIRouter:
+    """The runbook routes, over the same RunbookService the dashboard uses."""
     router = APIRouter(tags=["runbooks"])
     Caller = Annotated[str, Depends(caller)]  # noqa: N806 - a type alias, named as one
 

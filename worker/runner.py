@@ -12,14 +12,17 @@ from temporalio.worker import Worker
 from activities.kubernetes.actions import KubernetesActions
 from worker.attempts import AttemptStamp
 from worker.config import FirelineConfig
+from workflows.action_item import ActionItemWorkflow
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.comms import CommsWorkflow
 from workflows.escalation_workflow import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.overrides import OverrideStoreWorkflow
+from workflows.postmortem import PostmortemWorkflow
 from workflows.runbook import RunbookWorkflow
 from workflows.sequence import IncidentSequenceWorkflow
 from workflows.silences import SilenceStoreWorkflow
+from workflows.status_page import StatusPageWorkflow
 
 WORKFLOWS: Sequence[type] = (
     IncidentWorkflow,
@@ -30,6 +33,9 @@ WORKFLOWS: Sequence[type] = (
     OverrideStoreWorkflow,
     RunbookWorkflow,
     CommsWorkflow,
+    StatusPageWorkflow,
+    PostmortemWorkflow,
+    ActionItemWorkflow,
 )
 
 

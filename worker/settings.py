@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Origins of Temporal UIs allowed to call the codec server, comma separated; default the
     # embedded UI (http://127.0.0.1:<ui_port>, http://localhost:<ui_port>).
     temporal_ui_origins: str | None = None
+    # Where people open the Temporal UI (links in war room summaries); default: the
+    # embedded server's UI, none for an external server unless set.
+    temporal_ui_url: str | None = None
 
     # fireline up --demo: a sandbox cluster (the Kubernetes API emulator) and a metrics
     # source, so the runbook loop can be tried without a cluster. Never used otherwise.
@@ -66,6 +69,18 @@ class Settings(BaseSettings):
     runbooks_dir: Path | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+
+    # Observability (worker.telemetry): where the SDK serves Prometheus metrics (host:port;
+    # unset: off), and an OTLP/HTTP traces endpoint (unset: no tracing).
+    metrics_address: str | None = None
+    otel_endpoint: str | None = None
+    otel_service: str = "fireline"
+
+    # Worker tuning: several workers on one task queue share its load; these bound what
+    # one of them takes on (activities in flight, workflow tasks in flight, cached runs).
+    max_concurrent_activities: int = Field(default=100, ge=1)
+    max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    max_cached_workflows: int = Field(default=1000, ge=0)
 
     def cluster_names(self, configured: list[str]) -> list[str]:
         """The configured clusters this process serves (unknown names are an error)."""
@@ -92,6 +107,19 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Where people reach the API and pages."""
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    def incident_links(self, incident_id: str) -> tuple[str, str | None]:
+        """The dashboard page and the Temporal UI page of an incident, for chat summaries."""
+        dashboard = f"{self.base_url}/ui/incidents/{incident_id}"
+        ui = self.temporal_ui_url
+        if ui is None and self.temporal_address is None:
+            ui = f"http://127.0.0.1:{self.ui_port}"  # the embedded server's UI
+        if ui is None:
+            return dashboard, None
+        return (
+            dashboard,
+            f"{ui.rstrip('/')}/namespaces/{self.namespace}/workflows/incident-{incident_id}",
+        )
 
     @property
     def encryption_enabled(self) -> bool:

@@ -164,7 +164,12 @@ def _workers(client: Client, config: FirelineConfig, settings: Settings) -> list
     if settings.cluster_only is not None:
         return clusters
     main = build_worker(
-        client, settings.task_queue, activities(client, config, settings.task_queue, settings)
+        client,
+        settings.task_queue,
+        activities(client, config, settings.task_queue, settings),
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.max_cached_workflows,
     )
     return [main, *clusters]
 

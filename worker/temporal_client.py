@@ -10,6 +10,7 @@ from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverter
 
+from worker import telemetry
 from worker.codec import EncryptionCodec, keyring_from_settings
 from worker.settings import Settings
 
@@ -53,6 +54,8 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         "data_converter": data_converter(settings),
         "tls": tls,
         "api_key": api_key,
+        "runtime": telemetry.runtime(settings),
+        "interceptors": telemetry.tracing_interceptors(settings),
     }
 
 

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from activities.contracts import ContactKind, Page
 from activities.http_actions import Endpoint, action_activities
+from activities.knowledge import KnowledgeActivities
 from activities.metrics import MetricsActivities
 from activities.notify import Notifier, NotifyActivities
 from activities.providers.console import ConsoleNotifier
@@ -19,14 +20,21 @@ from activities.providers.email_smtp import EmailNotifier
 from activities.providers.opsgenie import OpsgenieNotifier
 from activities.providers.pagerduty import PagerDutyNotifier
 from activities.providers.slack import SlackNotifier
+from activities.providers.statuspage import StatuspagePublisher
 from activities.providers.webhook import WebhookNotifier
+from activities.status_page import BuiltinStatusPage, StatusPageActivities, StatusPageProvider
 from worker.ack_links import link_for, load_or_create_secret
-from worker.config import FirelineConfig, SecretRef
+from worker.config import FirelineConfig
 from worker.incident_activities import IncidentActivities
+from worker.incident_records import RecordLoader
 from worker.incident_service import IncidentService
+from worker.knowledge import KnowledgeBase
+from worker.postmortem_wiring import postmortem_activities
 from worker.runbook_library import load_library
 from worker.runbook_service import RunbookService
+from worker.secrets import SecretRef
 from worker.settings import Settings
+from worker.war_room_config import war_room_activities
 
 log = logging.getLogger("fireline.paging")
 
@@ -115,8 +123,42 @@ def activities(
         incidents.declare_from_alerts,
         incidents.attach_alerts,
         notify.send,
+        # Past incidents like a new one, for its timeline (read through the same service).
+        KnowledgeActivities(KnowledgeBase(RecordLoader(service))).similar,
         *runbook_actions(client, config),
+        *status_page_activities(client, config, task_queue),
+        *war_room_activities_for(config),
+        *postmortem_activities(client, config),
     ]
+
+
+def war_room_activities_for(config: FirelineConfig) -> list[Any]:
+    """``war_room.open`` and ``war_room.post``, when a war room is configured."""
+    if config.war_room is None:
+        return []
+    rooms = war_room_activities(config.war_room, httpx.AsyncClient(timeout=httpx.Timeout(10.0)))
+    return [rooms.open, rooms.post]
+
+
+def status_page_activities(client: Client, config: FirelineConfig, task_queue: str) -> list[Any]:
+    """``status_page.publish``: to Atlassian Statuspage, or to fireline's own page."""
+    page = config.status_page
+    if page is None:
+        # Nothing to publish to: communications reports customers as not reached.
+        return []
+    provider: StatusPageProvider
+    if page.provider == "atlassian":
+        assert page.atlassian is not None  # the config refuses atlassian without it
+        provider = StatuspagePublisher(
+            client=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),
+            api_key=_text(page.atlassian.api_key),
+            page_id=page.atlassian.page_id,
+            component_ids=page.statuspage_ids(),
+            base_url=page.atlassian.base_url,
+        )
+    else:
+        provider = BuiltinStatusPage(client, task_queue=task_queue, start_input=page.start_input())
+    return [StatusPageActivities(provider).publish]
 
 
 def runbook_actions(client: Client, config: FirelineConfig) -> list[Any]:

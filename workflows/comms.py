@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateDelivery,
         WarRoom,
         WarRoomPost,
+        WarRoomPosted,
     )
     from workflows.failures import activity_failure_reason
     from workflows.history import history_is_long
@@ -49,11 +50,23 @@ with workflow.unsafe.imports_passed_through():
 # Chat and status page vendors rate-limit and have bad minutes; a post that still fails
 # after this long is reported on the timeline rather than retried for ever.
 TALK_TIMEOUT = timedelta(seconds=30)
+# Opening may list channels and pace its summary post behind the channel's rate limit.
+OPEN_TIMEOUT = timedelta(minutes=2)
 TALK_DEADLINE = timedelta(minutes=10)
 TALK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["InvalidRequest", "ProviderNotConfigured"],
+    # Config or input a person must fix; retrying cannot help (vendors' 4xx are typed
+    # PermanentHttpError by the providers).
+    non_retryable_error_types=[
+        "InvalidRequest",
+        "ProviderNotConfigured",
+        "InvalidChannelName",
+        "ChannelNamesExhausted",
+        "PermanentHttpError",
+        "PublicationRefused",
+        "InvalidPublication",
+    ],
 )
 REMINDER_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
 
@@ -220,7 +233,7 @@ class CommsWorkflow:
                 "war_room.open",
                 req,
                 result_type=WarRoom,
-                start_to_close_timeout=TALK_TIMEOUT,
+                start_to_close_timeout=OPEN_TIMEOUT,
                 schedule_to_close_timeout=TALK_DEADLINE,
                 retry_policy=TALK_RETRY,
             )
@@ -254,7 +267,7 @@ class CommsWorkflow:
             await workflow.execute_activity(
                 "war_room.post",
                 post,
-                result_type=WarRoom,
+                result_type=WarRoomPosted,
                 start_to_close_timeout=TALK_TIMEOUT,
                 schedule_to_close_timeout=TALK_DEADLINE,
                 retry_policy=TALK_RETRY,

@@ -111,6 +111,12 @@ class ConfigSnapshot(Contract):
     escalation: EscalationSnapshot | None = None
     # War room, stakeholder updates and status page; None: the incident only records updates.
     comms: CommsSnapshot | None = None
+    # Look up similar past incidents at declaration (``knowledge.similar``): set by the
+    # declaring service, whose workers offer the activity.
+    suggest_similar: bool = False
+    # Reviewers, due dates and reminders of the postmortem the incident starts on resolve;
+    # None: no postmortem workflow.
+    postmortem: PostmortemSnapshot | None = None
 
 
 # --- incident state ---------------------------------------------------------------------
@@ -171,6 +177,8 @@ class IncidentState(Contract):
     next_update_due: datetime | None = None
     # The communications child's workflow id, once started.
     comms_id: str | None = None
+    # The postmortem's workflow id, once the incident resolved and started it.
+    postmortem_id: str | None = None
 
 
 # --- workflow input / output ------------------------------------------------------------
@@ -818,6 +826,17 @@ class WarRoomPost(Contract):
     text: str
 
 
+class WarRoomPosted(Contract):
+    """What ``war_room.post`` did with one timeline entry."""
+
+    provider: Literal["slack", "webhook"]
+    channel_id: str | None = None
+    # Slack's message ts (None for a webhook).
+    ts: str | None = None
+    # True: an earlier attempt had already posted it; nothing was posted this time.
+    duplicate: bool = False
+
+
 class PostUpdate(Contract):
     """Incident Update argument: one stakeholder update, written once for every audience.
 
@@ -967,6 +986,639 @@ class CommsEvent(Contract):
     published: StatusPublished | None = None
     update_id: str | None = None
     deliveries: list[UpdateDelivery] = Field(default_factory=list)
+
+
+# --- the built-in status page (StatusPageWorkflow) ----------------------------------
+
+# One long-lived page per deployment: every incident publishes into the same workflow.
+STATUS_PAGE_WORKFLOW_ID = "status-page"
+STATUS_PAGE_WORKFLOW_TYPE = "StatusPageWorkflow"
+# The same limits as Atlassian Statuspage (incident name 255, update body 25,000
+# characters), so switching providers never changes which updates are accepted.
+MAX_TITLE_CHARS = 255
+MAX_BODY_CHARS = 25_000
+# How far back the page shows resolved incidents, transitions and uptime bars.
+RETENTION_DAYS = 90
+
+
+class PageComponent(Contract):
+    """A component customers see, as configured."""
+
+    id: str
+    name: str
+    description: str = ""
+    group: str | None = None
+
+
+class PageGroup(Contract):
+    """A named group of components (e.g. "Payments")."""
+
+    id: str
+    name: str
+
+
+class Maintenance(Contract):
+    """A scheduled maintenance window: its components are under maintenance inside it."""
+
+    id: str
+    title: str
+    components: list[str] = Field(default_factory=list)
+    starts_at: datetime
+    ends_at: datetime
+    body: str = ""
+
+
+class PublishedUpdate(Contract):
+    """One update as customers read it (already redacted by the publisher)."""
+
+    update_id: str
+    at: datetime
+    status: PublicStatus
+    impact: StatusImpact
+    body: str
+    components: dict[str, ComponentStatus] = Field(default_factory=dict)
+
+
+class PublicIncident(Contract):
+    """An incident as the public page shows it: only what was published."""
+
+    incident_id: str
+    title: str
+    status: PublicStatus
+    impact: StatusImpact
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    # Each affected component's latest published status (later updates override earlier).
+    components: dict[str, ComponentStatus] = Field(default_factory=dict)
+    # Oldest first, in the order they were published.
+    updates: list[PublishedUpdate] = Field(default_factory=list)
+
+
+class StatusTransition(Contract):
+    """A component's incident-driven status changed at ``at`` (for uptime bars)."""
+
+    component: str
+    at: datetime
+    status: ComponentStatus
+
+
+class StatusPageCarried(Contract):
+    """What one run hands the next when continuing as new."""
+
+    incidents: list[PublicIncident] = Field(default_factory=list)
+    transitions: list[StatusTransition] = Field(default_factory=list)
+    maintenance: list[Maintenance] = Field(default_factory=list)
+    tracked_since: datetime | None = None
+    generation: int = 0
+
+
+class StatusPageInput(Contract):
+    """How the status page workflow starts: the configured page, and any carried state."""
+
+    title: str = "Status"
+    public_url: str | None = None
+    # Empty: any component id is accepted (no config); else publications must use these.
+    components: list[PageComponent] = Field(default_factory=list)
+    groups: list[PageGroup] = Field(default_factory=list)
+    # Maintenance from config at start; more can be scheduled with an Update.
+    maintenance: list[Maintenance] = Field(default_factory=list)
+    carried: StatusPageCarried | None = None
+    # Continue as new at this many events (tests); None: when the server suggests it.
+    max_history_events: int | None = None
+
+
+class ScheduleMaintenance(Contract):
+    """Update argument: add (or replace, by id) a maintenance window."""
+
+    maintenance: Maintenance
+
+
+class ComponentNow(Contract):
+    """A component and its status at the snapshot's time."""
+
+    id: str
+    name: str
+    description: str = ""
+    group: str | None = None
+    status: ComponentStatus = ComponentStatus.OPERATIONAL
+
+
+class StatusPageSnapshot(Contract):
+    """Everything the public page needs, as of ``at`` (the workflow's clock)."""
+
+    at: datetime
+    title: str
+    public_url: str | None = None
+    tracked_since: datetime
+    components: list[ComponentNow] = Field(default_factory=list)
+    groups: list[PageGroup] = Field(default_factory=list)
+    # Newest first: unresolved ones, then those resolved within the retention period.
+    incidents: list[PublicIncident] = Field(default_factory=list)
+    # Soonest first; windows that ended are dropped after the retention period.
+    maintenance: list[Maintenance] = Field(default_factory=list)
+    transitions: list[StatusTransition] = Field(default_factory=list)
+
+
+# --- postmortems and action items: config snapshot ------------------------------------
+
+
+class SectionKey(StrEnum):
+    """The sections of the blameless template, in the order they are written."""
+
+    SUMMARY = "summary"
+    IMPACT = "impact"
+    TRIGGER = "trigger"
+    DETECTION = "detection"
+    RESPONSE = "response"
+    RECOVERY = "recovery"
+    CONTRIBUTING_FACTORS = "contributing_factors"
+    ROOT_CAUSE = "root_cause"
+    WENT_WELL = "went_well"
+    LUCKY = "lucky"
+    ACTION_ITEMS = "action_items"
+
+
+DEFAULT_REQUIRED_SECTIONS = [
+    SectionKey.SUMMARY,
+    SectionKey.IMPACT,
+    SectionKey.TRIGGER,
+    SectionKey.CONTRIBUTING_FACTORS,
+    SectionKey.ROOT_CAUSE,
+]
+
+
+class Person(Contract):
+    """Someone a postmortem or an action item may name, and how reminders reach them."""
+
+    handle: str
+    name: str = ""
+    email: str = ""
+    # Who an overdue action item escalates to; None: the incident's commander.
+    manager: str | None = None
+    # Where reminders go: a low-urgency channel (Slack, email, console), never a pager.
+    contact: ContactMethod
+
+
+class ReminderPolicy(Contract):
+    """When an action item's owner hears about it, and when its escalation goes out."""
+
+    # Reminders this long before the due date (each at most once).
+    before: list[Duration] = Field(default_factory=lambda: [timedelta(days=3), timedelta(days=1)])
+    # Once due: a reminder at the due date, then one every ``overdue_every``.
+    overdue_every: Duration = timedelta(days=2)
+    # Overdue this long: the owner's manager (or the commander) hears about it, once per owner.
+    escalate_after: Duration = timedelta(days=3)
+    # Tell the owner at once when an item is created for them or handed to them.
+    notify_on_assign: bool = True
+
+
+class PostmortemSnapshot(Contract):
+    """The postmortem part of fireline.yaml, frozen into the incident's config snapshot."""
+
+    # Severity value → reviewer handles; severities not listed have no named reviewers.
+    reviewers: dict[str, list[str]] = Field(default_factory=dict)
+    # Severity value → time from resolution to the postmortem's due date.
+    due_after: dict[str, Duration] = Field(default_factory=dict)
+    default_due_after: Duration = timedelta(days=7)
+    required_sections: list[SectionKey] = Field(
+        default_factory=lambda: list(DEFAULT_REQUIRED_SECTIONS)
+    )
+    # Where Markdown and JSON exports go (a docs repository's checkout); None: no export.
+    export_dir: str | None = None
+    # Reminders to the author and the reviewers this long before the due date, and
+    # every ``overdue_every`` after it until published.
+    remind_before: list[Duration] = Field(default_factory=lambda: [timedelta(days=2)])
+    overdue_every: Duration = timedelta(days=2)
+    action_items: ReminderPolicy = Field(default_factory=ReminderPolicy)
+    # Everyone who may own an action item or review, with their reminder contact.
+    people: dict[str, Person] = Field(default_factory=dict)
+    # The tracker action items get a ticket in (a name ``tracker.open`` knows); None: none.
+    tracker: str | None = None
+
+    def reviewers_for(self, severity: Severity) -> list[str]:
+        """The reviewers named for ``severity``."""
+        return list(self.reviewers.get(severity.value, []))
+
+    def due_offset(self, severity: Severity) -> timedelta:
+        """How long after resolution a postmortem of ``severity`` is due."""
+        return self.due_after.get(severity.value, self.default_due_after)
+
+
+# --- postmortem workflow ----------------------------------------------------------------
+
+
+class PostmortemStatus(StrEnum):
+    """Review states: draft → in review → published (changes requested: back to draft)."""
+
+    GATHERING = "gathering"
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    PUBLISHED = "published"
+
+
+class PostmortemInput(Contract):
+    """PostmortemWorkflow input: which incident, and the config it is reviewed under."""
+
+    incident_id: str
+    incident_workflow_id: str
+    title: str
+    severity: Severity
+    service: str
+    commander: str | None = None
+    resolved_at: datetime
+    settings: PostmortemSnapshot = Field(default_factory=PostmortemSnapshot)
+    # Gather the record again this long after the start (the incident's reopen window), so
+    # the draft also shows the close or a reopening; None: only on request.
+    refresh_after: Duration | None = None
+
+    @classmethod
+    def for_incident(
+        cls,
+        state: IncidentState,
+        incident_workflow_id: str,
+        settings: PostmortemSnapshot,
+        refresh_after: timedelta | None = None,
+    ) -> PostmortemInput:
+        """What a resolving incident passes to its postmortem."""
+        return cls(
+            refresh_after=refresh_after,
+            incident_id=state.id,
+            incident_workflow_id=incident_workflow_id,
+            title=state.title,
+            severity=state.severity,
+            service=state.service,
+            commander=state.roles.get(Role.COMMANDER),
+            resolved_at=state.resolved_at or state.declared_at,
+            settings=settings,
+        )
+
+
+class Section(Contract):
+    """One section of the postmortem: its text, and the question it answers."""
+
+    key: SectionKey
+    title: str
+    text: str = ""
+    # The question the section answers, in blameless words; shown while it is empty.
+    prompt: str = ""
+    # True while the text is fireline's draft from the incident's history.
+    drafted: bool = False
+    edited_by: str | None = None
+    edited_at: datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing written yet."""
+        return not self.text.strip()
+
+
+class TimelineItem(Contract):
+    """One line of the postmortem's timeline."""
+
+    at: datetime
+    # Time since the incident was declared (negative: before, e.g. the first alert).
+    offset: timedelta
+    phase: str
+    text: str
+
+
+class AlertDigest(Contract):
+    """An alert attached to the incident."""
+
+    alertname: str
+    status: str
+    summary: str
+    starts_at: datetime
+    ends_at: datetime | None = None
+
+
+class CheckDigest(Contract):
+    """A runbook check step: what was measured and what it concluded."""
+
+    run_id: str
+    runbook: str
+    step_id: str
+    status: str
+    summary: str
+    measurements: int
+    last_values: list[float] = Field(default_factory=list)
+
+
+class ApprovalDigest(Contract):
+    """A runbook step that waited for a decision."""
+
+    run_id: str
+    runbook: str
+    step_id: str
+    decision: str
+    actor: str | None = None
+    comment: str = ""
+    at: datetime | None = None
+
+
+class ImpactWindow(Contract):
+    """When customers were affected, and how long each phase of the response took."""
+
+    start: datetime
+    end: datetime | None = None
+    first_alert_at: datetime | None = None
+    declared_at: datetime
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    time_to_detect: timedelta | None = None
+    time_to_acknowledge: timedelta | None = None
+    time_to_mitigate: timedelta | None = None
+    time_to_resolve: timedelta | None = None
+    duration: timedelta | None = None
+
+
+class IncidentRecord(Contract):
+    """What the draft is built from: the incident's state and its runbook runs' states."""
+
+    incident: IncidentState
+    runs: list[RunbookRunState] = Field(default_factory=list)
+    # Runs whose state could not be read (the workflow is gone), with why.
+    missing_runs: dict[str, str] = Field(default_factory=dict)
+
+
+class PostmortemFacts(Contract):
+    """The facts the draft derived from the record; kept verbatim in exports."""
+
+    incident_id: str
+    title: str
+    service: str
+    severity: Severity
+    drill: bool = False
+    commander: str | None = None
+    roles: dict[str, str] = Field(default_factory=dict)
+    window: ImpactWindow
+    timeline: list[TimelineItem] = Field(default_factory=list)
+    alerts: list[AlertDigest] = Field(default_factory=list)
+    checks: list[CheckDigest] = Field(default_factory=list)
+    approvals: list[ApprovalDigest] = Field(default_factory=list)
+    pages: int = 0
+    severity_changes: list[str] = Field(default_factory=list)
+    runbooks: list[str] = Field(default_factory=list)
+
+
+class ActionItemKind(StrEnum):
+    """What an action item changes: prevent recurrence, detect sooner, mitigate faster,
+    or improve the process."""
+
+    PREVENT = "prevent"
+    DETECT = "detect"
+    MITIGATE = "mitigate"
+    PROCESS = "process"
+
+
+class ActionItemPriority(StrEnum):
+    """How urgent an action item is."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+ActionItemStatus = Literal["open", "done", "dropped"]
+
+
+class ActionItemSummary(Contract):
+    """An action item as its postmortem lists it."""
+
+    id: str
+    workflow_id: str
+    title: str
+    owner: str
+    priority: ActionItemPriority
+    kind: ActionItemKind
+    due_at: datetime
+    status: ActionItemStatus = "open"
+    link: str | None = None
+    snoozed_until: datetime | None = None
+    escalated: bool = False
+
+
+class ReviewEvent(Contract):
+    """One step of the review: who moved the postmortem, when, and why."""
+
+    at: datetime
+    actor: str
+    action: str
+    comment: str = ""
+
+
+class ReminderSent(Contract):
+    """A reminder the workflow sent (or failed to send)."""
+
+    at: datetime
+    key: str
+    kind: str
+    to: str
+    ok: bool = True
+    detail: str = ""
+
+
+class PostmortemState(Contract):
+    """The postmortem as the ``state`` query shows it."""
+
+    id: str
+    incident_id: str
+    title: str
+    service: str
+    severity: Severity
+    status: PostmortemStatus = PostmortemStatus.GATHERING
+    author: str | None = None
+    reviewers: list[str] = Field(default_factory=list)
+    approvals: list[str] = Field(default_factory=list)
+    required_sections: list[SectionKey] = Field(default_factory=list)
+    created_at: datetime
+    due_at: datetime
+    drafted_at: datetime | None = None
+    published_at: datetime | None = None
+    published_by: str | None = None
+    facts: PostmortemFacts | None = None
+    sections: list[Section] = Field(default_factory=list)
+    action_items: list[ActionItemSummary] = Field(default_factory=list)
+    review: list[ReviewEvent] = Field(default_factory=list)
+    reminders: list[ReminderSent] = Field(default_factory=list)
+    # Why the draft has no facts (the incident could not be read), if so.
+    gather_error: str = ""
+    # The files the last export wrote, and why the last export failed (if it did).
+    exported: list[str] = Field(default_factory=list)
+    export_error: str = ""
+
+    def section(self, key: SectionKey) -> Section | None:
+        """The section ``key``, if the draft has it."""
+        return next((s for s in self.sections if s.key is key), None)
+
+    def empty_required(self) -> list[SectionKey]:
+        """Required sections with nothing written, in template order."""
+        missing = []
+        for key in self.required_sections:
+            section = self.section(key)
+            if key is SectionKey.ACTION_ITEMS and self.action_items:
+                continue
+            if section is None or section.empty:
+                missing.append(key)
+        return missing
+
+
+class EditSection(Contract):
+    """Update: replace a section's text."""
+
+    actor: str
+    section: SectionKey
+    text: str
+
+
+class ReviewAction(Contract):
+    """Update argument for submit, approve, request changes and publish."""
+
+    actor: str
+    comment: str = ""
+
+
+class PostmortemResult(Contract):
+    """What a postmortem Update returns: the state, and blameless-wording hints."""
+
+    state: PostmortemState
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ExportPostmortem(Contract):
+    """Update: write the Markdown and JSON files now."""
+
+    actor: str
+
+
+class AddActionItem(Contract):
+    """Update on the postmortem: track an improvement as an ActionItemWorkflow."""
+
+    actor: str
+    title: str
+    owner: str
+    due_at: datetime
+    priority: ActionItemPriority = ActionItemPriority.P2
+    kind: ActionItemKind = ActionItemKind.PREVENT
+    link: str | None = None
+
+
+class ActionItemChanged(Contract):
+    """Signal from an action item to its postmortem: the item's new summary."""
+
+    item: ActionItemSummary
+
+
+class PostmortemOutcome(Contract):
+    """PostmortemWorkflow result."""
+
+    id: str
+    status: PostmortemStatus
+    published_at: datetime | None = None
+    action_items: int = 0
+
+
+# --- action item workflow ---------------------------------------------------------------
+
+
+class ActionItemInput(Contract):
+    """ActionItemWorkflow input."""
+
+    id: str
+    postmortem_workflow_id: str
+    incident_id: str
+    severity: Severity
+    title: str
+    owner: str
+    priority: ActionItemPriority
+    kind: ActionItemKind
+    due_at: datetime
+    link: str | None = None
+    created_by: str
+    commander: str | None = None
+    policy: ReminderPolicy = Field(default_factory=ReminderPolicy)
+    people: dict[str, Person] = Field(default_factory=dict)
+    tracker: str | None = None
+
+
+class ActionItemEvent(Contract):
+    """One change of an action item, for its history."""
+
+    at: datetime
+    actor: str | None
+    text: str
+
+
+class ActionItemState(Contract):
+    """The item as the ``state`` query shows it."""
+
+    id: str
+    postmortem_id: str
+    incident_id: str
+    title: str
+    owner: str
+    priority: ActionItemPriority
+    kind: ActionItemKind
+    due_at: datetime
+    link: str | None = None
+    status: ActionItemStatus = "open"
+    created_at: datetime
+    created_by: str
+    # Reminders for the current owner count from here (creation or reassignment)...
+    assigned_at: datetime
+    # ...and are keyed by this: the first owner is 1, each reassignment adds one.
+    assignment: int = 1
+    snoozed_until: datetime | None = None
+    escalated: bool = False
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    reminders: list[ReminderSent] = Field(default_factory=list)
+    events: list[ActionItemEvent] = Field(default_factory=list)
+    # The external ticket (GitHub issue number, Jira key) and why the tracker failed, if so.
+    ticket_id: str | None = None
+    ticket_url: str | None = None
+    ticket_error: str = ""
+
+    def summary(self, workflow_id: str) -> ActionItemSummary:
+        """The line the postmortem lists."""
+        return ActionItemSummary(
+            id=self.id,
+            workflow_id=workflow_id,
+            title=self.title,
+            owner=self.owner,
+            priority=self.priority,
+            kind=self.kind,
+            due_at=self.due_at,
+            status=self.status,
+            link=self.link,
+            snoozed_until=self.snoozed_until,
+            escalated=self.escalated,
+        )
+
+
+class CompleteActionItem(Contract):
+    """Update: the item is done (or dropped, with a reason)."""
+
+    actor: str
+    note: str = ""
+
+
+class ReassignActionItem(Contract):
+    """Update: a new owner takes the item."""
+
+    actor: str
+    owner: str
+    note: str = ""
+
+
+class SnoozeActionItem(Contract):
+    """Update: hold reminders until ``until`` (the due date stays)."""
+
+    actor: str
+    until: datetime
+    note: str = ""
 
 
 # IncidentState and DeclareIncident refer to models defined after them.

@@ -17,7 +17,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import ActionRequest, ActionResult
+    from activities.contracts import (
+        ActionRequest,
+        ActionResult,
+        SimilarIncidents,
+        SimilarRequest,
+    )
     from runbooks.substitution import IncidentFacts, ParameterError, resolve_parameters
     from workflows import comms_policy
     from workflows import search_attributes as sa
@@ -49,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         MarkMitigated,
         MirrorItem,
         PagingEvent,
+        PostmortemInput,
         PostUpdate,
         RefusalRecorded,
         Reopen,
@@ -82,6 +88,8 @@ AUTO_RESOLVE_SEVERITIES = frozenset({Severity.SEV3, Severity.SEV4})
 # How far back triage looks for rollouts, and how recent one must be to be suspected.
 TRIAGE_WINDOW = "2h"
 ROLLOUT_SUSPECT = timedelta(minutes=30)
+# How long finding similar past incidents may take (it reads many incidents' states).
+SIMILAR_TIMEOUT = timedelta(seconds=60)
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -196,8 +204,12 @@ class IncidentWorkflow:
             # replaying older histories never reaches it.
             for target in inp.triage:
                 self._triage_tasks.append(asyncio.create_task(self._triage(target)))
+            # In the background: suggestions help the responders, never delay paging.
+            if self._config.suggest_similar and workflow.patched("similar-incidents"):
+                self._triage_tasks.append(asyncio.create_task(self._suggest_similar()))
         while not self._closed():
             if self._s.status is S.RESOLVED:
+                await self._start_postmortem()
                 await self._wait_while_resolved()
             else:
                 await workflow.wait_condition(
@@ -206,6 +218,8 @@ class IncidentWorkflow:
             if not self._closed() and self._history_is_long():
                 await self._continue_as_new()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # Closed without passing through resolved (closed from declared): still learn from it.
+        await self._start_postmortem()
         # Communications ends when it hears the incident closed: tell it before finishing.
         await workflow.wait_condition(self._comms_drained)
         return IncidentOutcome(
@@ -261,6 +275,36 @@ class IncidentWorkflow:
             "escalation",
             f"paging started with escalation policy '{snapshot.policy.name}'",
             data={"policy": snapshot.policy.name},
+        )
+
+    async def _start_postmortem(self) -> None:
+        """On the first resolution: the postmortem, which outlives the incident."""
+        s = self._s
+        if s.postmortem_id is not None or (s.resolved_at is None and s.closed_at is None):
+            return
+        settings = self._config.postmortem
+        # Decided by the input first: histories without postmortem config never reach the
+        # patch, so they replay unchanged.
+        if settings is None or not workflow.patched("postmortem-v1"):
+            return
+        postmortem_id = f"postmortem-{s.id}"
+        s.postmortem_id = postmortem_id
+        await workflow.start_child_workflow(
+            "PostmortemWorkflow",
+            PostmortemInput.for_incident(
+                s,
+                workflow.info().workflow_id,
+                settings,
+                # Re-read the record once the reopen window is over, so the close is in it.
+                refresh_after=self._config.settings.reopen_window + timedelta(minutes=1),
+            ),
+            id=postmortem_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        self._record(
+            "postmortem_started",
+            f"the postmortem draft is ready: fireline postmortem show {s.id}",
+            data={"postmortem": postmortem_id},
         )
 
     async def _start_comms(self) -> None:
@@ -753,6 +797,36 @@ class IncidentWorkflow:
                     f"{who} asks for more people; nobody is being paged by fireline now, "
                     "so the commander should bring them in",
                 )
+
+    async def _suggest_similar(self) -> None:
+        """Past incidents like this one, and the runbooks that resolved them."""
+        s = self._s
+        request = SimilarRequest(
+            incident_id=s.id,
+            service=s.service,
+            title=s.title,
+            summary=s.summary,
+            labels=s.labels,
+            alert_names=sorted({change.alertname for change in s.alerts.values()}),
+            drill=s.drill,
+        )
+        try:
+            found: SimilarIncidents = await workflow.execute_activity(
+                "knowledge.similar",
+                request,
+                result_type=SimilarIncidents,
+                start_to_close_timeout=SIMILAR_TIMEOUT,
+                # Bounded: with no worker offering it (an older worker), give up quietly.
+                schedule_to_close_timeout=SIMILAR_TIMEOUT * 2,
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as err:
+            workflow.logger.warning(
+                "no similar-incident suggestions: %s", activity_failure_reason(err)
+            )
+            return
+        if found.suggestions:
+            self._record("similar_incidents", found.text, data=found.model_dump(mode="json"))
 
     async def _triage(self, target: TriageTarget) -> None:
         """What changed recently where the service runs; propose a rollback if it fits."""

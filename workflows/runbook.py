@@ -371,10 +371,25 @@ class RunbookWorkflow:
             f"{step.id} waits for approval by {_who(step)}: {prompt}",
             data={"step": step.id, "deadline": self._s.pending.deadline.isoformat()},
         )
+        asked_at = workflow.now()
         try:
             decision = await self._decision_or_timeout(step)
         finally:
             self._s.pending = None
+        # How long people take to decide: the number that says whether approvals slow
+        # recovery. Metrics are not commands; the SDK drops them while replaying.
+        workflow.metric_meter().create_histogram_timedelta(
+            "fireline_approval_latency",
+            "Time from an approval request to its decision, by runbook and outcome.",
+            "ms",
+        ).record(
+            workflow.now() - asked_at,
+            {
+                "runbook": self._in.runbook.name,
+                "decision": "approved" if decision.approve else "rejected",
+                "by": "timeout" if decision.actor == "fireline" else "person",
+            },
+        )
         record.actor = decision.actor
         record.comment = decision.comment
         output = {"decision": "approved" if decision.approve else "rejected", "by": decision.actor}

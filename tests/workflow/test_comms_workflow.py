@@ -52,6 +52,7 @@ from workflows.contracts import (
     WarRoom,
     WarRoomLinks,
     WarRoomPost,
+    WarRoomPosted,
 )
 from workflows.incident import IncidentWorkflow
 
@@ -75,9 +76,11 @@ class Talk:
         return WarRoom(provider="slack", channel_id="C1", channel_name=name, thread_ts="1.0")
 
     @activity.defn(name="war_room.post")
-    async def post(self, req: WarRoomPost) -> WarRoom:
+    async def post(self, req: WarRoomPost) -> WarRoomPosted:
         self.posts.append(req)
-        return req.room
+        return WarRoomPosted(
+            provider="slack", channel_id=req.room.channel_id, ts=str(len(self.posts))
+        )
 
     @activity.defn(name="status_page.publish")
     async def publish(self, pub: StatusPublication) -> StatusPublished:
