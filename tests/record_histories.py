@@ -413,7 +413,62 @@ async def communications(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
         return {"incident-with-communications": h, "comms-war-room-updates-closed": comms}
 
 
+async def postmortem(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
+    """Resolve starts the postmortem; a section edited, submitted, an action item added."""
+    from workflows.contracts import (
+        AddActionItem,
+        EditSection,
+        PostmortemStatus,
+        ReviewAction,
+        SectionKey,
+    )
+    from workflows.postmortem import PostmortemWorkflow
+
+    config = FirelineConfig.model_validate(
+        {
+            "users": {
+                "alice": {"name": "Alice Example", "email": "alice@example.com"},
+                "carol": {"name": "Carol Example", "email": "carol@example.com"},
+            },
+            "postmortems": {"reviewers": {"SEV2": ["carol"]}},
+        }
+    )
+    inp = _declare("INC-30", config=config.snapshot("checkout", "INC-30"), commander="alice")
+    h = await _start(client, inp)
+    await h.execute_update(IncidentWorkflow.resolve, Resolve(actor="alice", summary="rolled back"))
+    pm = client.get_workflow_handle("postmortem-INC-30")
+    while True:
+        try:
+            state = await pm.query(PostmortemWorkflow.state)
+        except Exception:  # not started yet
+            await asyncio.sleep(0.2)
+            continue
+        if state.status is not PostmortemStatus.GATHERING:
+            break
+        await asyncio.sleep(0.2)
+    for section, text in (
+        (SectionKey.TRIGGER, "Release 1.4.0 shipped a connection pool of 2."),
+        (SectionKey.CONTRIBUTING_FACTORS, "The canary saw too little traffic to show it."),
+        (SectionKey.ROOT_CAUSE, "Pool size is not validated against expected load."),
+    ):
+        await pm.execute_update(
+            PostmortemWorkflow.edit_section, EditSection(actor="alice", section=section, text=text)
+        )
+    await pm.execute_update(PostmortemWorkflow.submit, ReviewAction(actor="alice"))
+    await pm.execute_update(
+        PostmortemWorkflow.add_action_item,
+        AddActionItem(
+            actor="alice",
+            title="Alert on pool saturation",
+            owner="carol",
+            due_at=datetime.now(UTC) + timedelta(days=7),
+        ),
+    )
+    return {"incident-resolved-starts-postmortem": h, "postmortem-in-review-with-item": pm}
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "postmortem": postmortem,
     "communications": communications,
     "runbook_runs": runbook_runs,
     "override_store": override_store,

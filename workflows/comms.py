@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -69,6 +70,8 @@ TALK_RETRY = RetryPolicy(
     ],
 )
 REMINDER_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
+
+T = TypeVar("T")
 
 
 @workflow.defn
@@ -191,19 +194,10 @@ class CommsWorkflow:
             contact=contact,
             service=self._facts.service,
         )
-        try:
-            await workflow.execute_activity(
-                "notify.send",
-                page,
-                result_type=PageResult,
-                start_to_close_timeout=TALK_TIMEOUT,
-                retry_policy=REMINDER_RETRY,
-            )
-        except ActivityError as err:
-            reason = activity_failure_reason(err)
+        _, reason = await _talk("notify.send", page, PageResult, retry=REMINDER_RETRY)
+        if reason:
             await self._report("comms_failed", f"reminding {who} failed: {reason}")
-            return False
-        return True
+        return not reason
 
     # --- war room ------------------------------------------------------------------------
 
@@ -228,19 +222,10 @@ class CommsWorkflow:
             invite=invite,
             links=self._snap.war_room_links,
         )
-        try:
-            room: WarRoom = await workflow.execute_activity(
-                "war_room.open",
-                req,
-                result_type=WarRoom,
-                start_to_close_timeout=OPEN_TIMEOUT,
-                schedule_to_close_timeout=TALK_DEADLINE,
-                retry_policy=TALK_RETRY,
-            )
-        except ActivityError as err:
+        room, reason = await _talk("war_room.open", req, WarRoom, start=OPEN_TIMEOUT)
+        if room is None:
             # Not retried on every later event (that would flood the timeline): the reason
             # is on the timeline, and the commander can open a channel by hand.
-            reason = activity_failure_reason(err)
             await self._report("comms_failed", f"could not open the war room: {reason}")
             self._snap = self._snap.model_copy(update={"war_room_severities": []})
             return
@@ -263,20 +248,10 @@ class CommsWorkflow:
             kind=kind,
             text=text,
         )
-        try:
-            await workflow.execute_activity(
-                "war_room.post",
-                post,
-                result_type=WarRoomPosted,
-                start_to_close_timeout=TALK_TIMEOUT,
-                schedule_to_close_timeout=TALK_DEADLINE,
-                retry_policy=TALK_RETRY,
-            )
-        except ActivityError as err:
-            reason = activity_failure_reason(err)
+        _, reason = await _talk("war_room.post", post, WarRoomPosted)
+        if reason:
             await self._report("comms_failed", f"could not post {kind} to the war room: {reason}")
-            return reason
-        return ""
+        return reason
 
     # --- stakeholder updates -------------------------------------------------------------
 
@@ -344,25 +319,15 @@ class CommsWorkflow:
                 contact=contact,
                 service=self._facts.service,
             )
-            channel = f"{contact.kind.value} to {who}"
-            try:
-                await workflow.execute_activity(
-                    "notify.send",
-                    page,
-                    result_type=PageResult,
-                    start_to_close_timeout=TALK_TIMEOUT,
-                    schedule_to_close_timeout=TALK_DEADLINE,
-                    retry_policy=TALK_RETRY,
+            _, reason = await _talk("notify.send", page, PageResult)
+            out.append(
+                UpdateDelivery(
+                    audience=Audience.EXECUTIVES,
+                    channel=f"{contact.kind.value} to {who}",
+                    ok=not reason,
+                    detail=reason,
                 )
-            except ActivityError as err:
-                reason = activity_failure_reason(err)
-                out.append(
-                    UpdateDelivery(
-                        audience=Audience.EXECUTIVES, channel=channel, ok=False, detail=reason
-                    )
-                )
-                continue
-            out.append(UpdateDelivery(audience=Audience.EXECUTIVES, channel=channel, ok=True))
+            )
         return out
 
     async def _to_customers(
@@ -389,17 +354,8 @@ class CommsWorkflow:
             body=text,
             components=u.components,
         )
-        try:
-            published: StatusPublished = await workflow.execute_activity(
-                "status_page.publish",
-                pub,
-                result_type=StatusPublished,
-                start_to_close_timeout=TALK_TIMEOUT,
-                schedule_to_close_timeout=TALK_DEADLINE,
-                retry_policy=TALK_RETRY,
-            )
-        except ActivityError as err:
-            reason = activity_failure_reason(err)
+        published, reason = await _talk("status_page.publish", pub, StatusPublished)
+        if published is None:
             return (
                 UpdateDelivery(
                     audience=Audience.CUSTOMERS, channel="status page", ok=False, detail=reason
@@ -450,6 +406,29 @@ class CommsWorkflow:
                 }
             )
         )
+
+
+async def _talk(
+    activity: str,
+    arg: Any,
+    result_type: type[T],
+    *,
+    start: timedelta = TALK_TIMEOUT,
+    retry: RetryPolicy = TALK_RETRY,
+) -> tuple[T | None, str]:
+    """Run one talking activity: its result, or None and why it failed (never raises)."""
+    try:
+        result: T = await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=start,
+            schedule_to_close_timeout=TALK_DEADLINE,
+            retry_policy=retry,
+        )
+    except ActivityError as err:
+        return None, activity_failure_reason(err)
+    return result, ""
 
 
 def _has_work(news: CommsNews) -> bool:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -80,30 +81,35 @@ def paging_config() -> FirelineConfig:
     )
 
 
+async def declare_paging_incident(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+    """A SEV1 on checkout that pages alice through the console at once."""
+    incident_id = f"INC-{uuid.uuid4().int % 10**6}"
+    return await client.start_workflow(
+        IncidentWorkflow.run,
+        DeclareIncident(
+            id=incident_id,
+            title="Checkout errors",
+            service="checkout",
+            severity=Severity.SEV1,
+            config=paging_config().snapshot("checkout", incident_id),
+        ),
+        id=f"incident-{incident_id}",
+        task_queue=queue,
+    )
+
+
 async def test_pages_are_counted_by_provider_action_and_outcome(
     env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     queue = f"tq-{uuid.uuid4()}"
     notify = NotifyActivities({ContactKind.CONSOLE: ConsoleNotifier(tmp_path / "inbox")})
-    incident_id = f"INC-{uuid.uuid4().int % 10**6}"
     async with Worker(
         env.client,
         task_queue=queue,
         workflows=[IncidentWorkflow, EscalationWorkflow],
         activities=[notify.send],
     ):
-        handle = await env.client.start_workflow(
-            IncidentWorkflow.run,
-            DeclareIncident(
-                id=incident_id,
-                title="Checkout errors",
-                service="checkout",
-                severity=Severity.SEV1,
-                config=paging_config().snapshot("checkout", incident_id),
-            ),
-            id=f"incident-{incident_id}",
-            task_queue=queue,
-        )
+        handle = await declare_paging_incident(env.client, queue)
 
         async def paged() -> str:
             text = await scrape()
@@ -167,25 +173,13 @@ async def test_spans_cover_the_client_call_the_workflow_and_its_activities(
     client = Client(**config)
     queue = f"tq-{uuid.uuid4()}"
     notify = NotifyActivities({ContactKind.CONSOLE: ConsoleNotifier(tmp_path / "inbox")})
-    incident_id = f"INC-{uuid.uuid4().int % 10**6}"
     async with Worker(
         client,
         task_queue=queue,
         workflows=[IncidentWorkflow, EscalationWorkflow],
         activities=[notify.send],
     ):
-        handle = await client.start_workflow(
-            IncidentWorkflow.run,
-            DeclareIncident(
-                id=incident_id,
-                title="Checkout errors",
-                service="checkout",
-                severity=Severity.SEV1,
-                config=paging_config().snapshot("checkout", incident_id),
-            ),
-            id=f"incident-{incident_id}",
-            task_queue=queue,
-        )
+        handle = await declare_paging_incident(client, queue)
 
         async def traced() -> set[str]:
             names = {span.name for span in exporter.get_finished_spans()}

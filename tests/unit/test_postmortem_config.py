@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,12 +11,14 @@ from pydantic import ValidationError
 
 from activities.contracts import ContactKind
 from tests.postmortem_support import config
+from worker.incident_service import IncidentService
 from worker.postmortem_config import (
     PostmortemConfig,
     manager_of,
     postmortem_problems,
     postmortem_snapshot,
 )
+from worker.settings import Settings
 from workflows.contracts import Severity
 
 
@@ -39,8 +42,8 @@ def test_the_example_section_loads_and_snapshots_per_severity() -> None:
     assert snap.due_offset(Severity.SEV1) == timedelta(days=3)
     assert snap.due_offset(Severity.SEV4) == timedelta(days=14)
     assert [k.value for k in snap.required_sections] == ["summary", "root_cause"]
-    assert snap.export_dir is not None
-    assert snap.export_dir.endswith("/docs/postmortems")
+    # Relative stays relative: the declaring service puts it under the state directory.
+    assert snap.export_dir == "docs/postmortems"
     assert snap.action_items.escalate_after == timedelta(days=4)
     assert snap.tracker is None
     # Managers: the explicit entry, else the team's manager, else none (the commander).
@@ -115,3 +118,15 @@ def test_a_tracker_without_its_token_is_a_problem(monkeypatch: pytest.MonkeyPatc
 def test_bad_settings_are_rejected_naming_the_problem(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         PostmortemConfig.model_validate(fields)
+
+
+def test_a_relative_export_directory_lands_in_the_state_directory(tmp_path: Path) -> None:
+    service = IncidentService.__new__(IncidentService)
+    service.settings = Settings(state_dir=tmp_path)
+    relative = postmortem_snapshot(config(), PostmortemConfig(export_dir=Path("postmortems")))
+    placed = service._with_export_dir(relative)
+    assert placed is not None
+    assert placed.export_dir == str((tmp_path / "postmortems").resolve())
+    absolute = postmortem_snapshot(config(), PostmortemConfig(export_dir=tmp_path / "pm"))
+    assert service._with_export_dir(absolute) == absolute
+    assert service._with_export_dir(None) is None

@@ -43,6 +43,8 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-with-runbook-runs",
         "incident-with-communications",
         "comms-war-room-updates-closed",
+        "incident-resolved-starts-postmortem",
+        "postmortem-in-review-with-item",
     } <= names
 
 
