@@ -120,6 +120,9 @@ class Page(Contract):
     external_id: str = ""
     # Who acknowledged or resolved, for the follow-up's text.
     actor: str = ""
+    # A reminder or a stakeholder update, not a page: nobody acknowledges it, so it carries
+    # no acknowledge link.
+    informational: bool = False
 
     @property
     def delivery_key(self) -> str:
@@ -258,3 +261,71 @@ class SimilarIncidents(Contract):
     compared: int = 0
     # The timeline text, one line per suggestion, so the workflow writes it as it is.
     text: str = ""
+
+
+# --- postmortems: gather, export, tracker tickets ----------------------------------------
+
+
+class GatherRequest(Contract):
+    """Input of ``postmortem.gather``."""
+
+    incident_workflow_id: str = Field(min_length=1)
+
+
+class GatheredRecord(Contract):
+    """Output of ``postmortem.gather``: the incident's and its runs' ``state`` as JSON."""
+
+    incident: dict[str, JsonValue]
+    runs: list[dict[str, JsonValue]] = Field(default_factory=list)
+    # Run id → why its state could not be read (its workflow is gone, or it did not answer).
+    missing_runs: dict[str, str] = Field(default_factory=dict)
+
+
+class ExportRequest(Contract):
+    """Input of ``postmortem.export``: the rendered files and where they go."""
+
+    directory: str = Field(min_length=1)
+    # File name without extension; ``.md`` and ``.json`` are added.
+    basename: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    markdown: str
+    json_text: str
+
+
+class ExportResult(Contract):
+    """Output of ``postmortem.export``."""
+
+    paths: list[str]
+    # Files whose content changed (False for all: an idempotent repeat).
+    changed: list[bool]
+
+
+class TicketRequest(Contract):
+    """Input of ``tracker.open``: the ticket for one action item."""
+
+    # The action item id: the idempotency marker the provider finds the ticket by.
+    key: str = Field(min_length=1)
+    tracker: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    body: str = ""
+    labels: list[str] = Field(default_factory=list)
+
+
+class CloseTicket(Contract):
+    """Input of ``tracker.close``."""
+
+    key: str = Field(min_length=1)
+    tracker: str = Field(min_length=1)
+    external_id: str = Field(min_length=1)
+    reason: Literal["completed", "not_planned"] = "completed"
+    comment: str = ""
+
+
+class TicketRef(Contract):
+    """Output of ``tracker.open`` / ``tracker.close``: the external ticket."""
+
+    provider: str
+    external_id: str
+    url: str = ""
+    state: str = ""
+    # False when an earlier attempt had already created it (an idempotent repeat).
+    created: bool = False

@@ -64,7 +64,8 @@ class NotifyActivities:
         provider = self._providers.get(page.contact.kind)
         if provider is None:
             raise ProviderNotConfigured(page.contact.kind)
-        if self._link_for and page.action is PageAction.TRIGGER and not page.ack_url:
+        wants_link = page.action is PageAction.TRIGGER and not page.informational
+        if self._link_for and wants_link and not page.ack_url:
             page = page.model_copy(update={"ack_url": self._link_for(page)})
         pages = _meter().create_counter(
             "fireline_pages", "Pages and follow-ups sent, by provider, action and outcome."

@@ -23,83 +23,26 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import Field, JsonValue
+from pydantic import JsonValue
 from temporalio import activity
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.contracts import Contract
+from activities.contracts import (
+    CloseTicket,
+    ExportRequest,
+    ExportResult,
+    GatheredRecord,
+    GatherRequest,
+    TicketRef,
+    TicketRequest,
+)
 
 INCIDENT_NOT_FOUND = "IncidentNotFound"
 EXPORT_FAILED = "ExportFailed"
-
-
-class GatherRequest(Contract):
-    """Input of ``postmortem.gather``."""
-
-    incident_workflow_id: str = Field(min_length=1)
-
-
-class GatheredRecord(Contract):
-    """Output of ``postmortem.gather``: the incident's and its runs' ``state`` as JSON."""
-
-    incident: dict[str, JsonValue]
-    runs: list[dict[str, JsonValue]] = Field(default_factory=list)
-    # Run id → why its state could not be read (its workflow is gone, or it did not answer).
-    missing_runs: dict[str, str] = Field(default_factory=dict)
-
-
-class ExportRequest(Contract):
-    """Input of ``postmortem.export``: the rendered files and where they go."""
-
-    directory: str = Field(min_length=1)
-    # File name without extension; ``.md`` and ``.json`` are added.
-    basename: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    markdown: str
-    json_text: str
-
-
-class ExportResult(Contract):
-    """Output of ``postmortem.export``."""
-
-    paths: list[str]
-    # Files whose content changed (False for all: an idempotent repeat).
-    changed: list[bool]
-
-
-class TicketRequest(Contract):
-    """Input of ``tracker.open``: the ticket for one action item."""
-
-    # The action item id: the idempotency marker the provider finds the ticket by.
-    key: str = Field(min_length=1)
-    tracker: str = Field(min_length=1)
-    title: str = Field(min_length=1)
-    body: str = ""
-    labels: list[str] = Field(default_factory=list)
-
-
-class CloseTicket(Contract):
-    """Input of ``tracker.close``."""
-
-    key: str = Field(min_length=1)
-    tracker: str = Field(min_length=1)
-    external_id: str = Field(min_length=1)
-    reason: Literal["completed", "not_planned"] = "completed"
-    comment: str = ""
-
-
-class TicketRef(Contract):
-    """Output of ``tracker.open`` / ``tracker.close``: the external ticket."""
-
-    provider: str
-    external_id: str
-    url: str = ""
-    state: str = ""
-    # False when an earlier attempt had already created it (an idempotent repeat).
-    created: bool = False
 
 
 class Tracker(Protocol):

@@ -43,12 +43,14 @@ def build_worker(
     client: Client, task_queue: str, activities: Sequence[Any] = (), **options: Any
 ) -> Worker:
     """A worker for fireline's workflows and the given activities."""
+    # Sized like the activity slots, so a full worker never waits for a thread.
+    threads = int(options.get("max_concurrent_activities", 100))
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=list(activities),
-        activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=16),
+        activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=threads),
         interceptors=[AttemptStamp()],
         **options,
     )

@@ -219,7 +219,10 @@ def _banner(settings: Settings, server: DevServer | None, config: FirelineConfig
         "  fireline is up",
         f"    API            {settings.base_url}",
         f"    API docs       {settings.base_url}/docs",
+        f"    dashboard      {settings.base_url}/ui",
     ]
+    if config.status_page is not None and config.status_page.provider == "builtin":
+        lines.append(f"    status page    {settings.base_url}/status")
     if server is not None and server.ui_url:
         lines.append(
             f"    Temporal UI    {server.ui_url}/namespaces/{settings.namespace}/workflows"

@@ -24,7 +24,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.postmortem import CloseTicket, TicketRef, TicketRequest
+    from activities.contracts import CloseTicket, TicketRef, TicketRequest
     from workflows.contracts import (
         ActionItemChanged,
         ActionItemEvent,
@@ -36,11 +36,11 @@ with workflow.unsafe.imports_passed_through():
         ReminderSent,
         SnoozeActionItem,
     )
+    from workflows.failures import activity_failure_reason
     from workflows.postmortem import (
         INVALID_REQUEST,
         INVALID_TRANSITION,
         UNKNOWN_USER,
-        failure_reason,
         person,
         refuse,
         salt,
@@ -243,7 +243,7 @@ class ActionItemWorkflow:
             )
         except ActivityError as err:
             # The item is tracked here either way; the tracker is a convenience.
-            s.ticket_error = failure_reason(err)
+            s.ticket_error = activity_failure_reason(err)
             self._event(None, f"could not open a {tracker} ticket: {s.ticket_error}")
             return
         s.ticket_id, s.ticket_url = ref.external_id, ref.url or None
@@ -267,7 +267,7 @@ class ActionItemWorkflow:
                 retry_policy=TRACKER_RETRY,
             )
         except ActivityError as err:
-            s.ticket_error = failure_reason(err)
+            s.ticket_error = activity_failure_reason(err)
             self._event(None, f"could not close {tracker} ticket {ticket_id}: {s.ticket_error}")
             return
         self._event(None, f"{tracker} ticket {ticket_id} closed")

@@ -190,6 +190,7 @@ class CommsWorkflow:
             severity=PageSeverity(self._facts.severity.value),
             # A reminder, not a page: it must not wake anyone the way an outage does.
             urgency=Urgency.LOW,
+            informational=True,
             recipient=who,
             contact=contact,
             service=self._facts.service,
@@ -315,6 +316,7 @@ class CommsWorkflow:
                 summary=text,
                 severity=PageSeverity(self._facts.severity.value),
                 urgency=Urgency.LOW,
+                informational=True,
                 recipient=who,
                 contact=contact,
                 service=self._facts.service,

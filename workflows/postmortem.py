@@ -33,12 +33,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         ContactKind,
         ContactMethod,
+        ExportRequest,
+        ExportResult,
+        GatheredRecord,
+        GatherRequest,
         Page,
         PageResult,
         PageSeverity,
         Urgency,
     )
-    from activities.postmortem import ExportRequest, ExportResult, GatheredRecord, GatherRequest
     from workflows.contracts import (
         ActionItemChanged,
         ActionItemInput,
@@ -59,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewEvent,
         RunbookRunState,
     )
+    from workflows.failures import activity_failure_reason
     from workflows.postmortem_draft import (
         TITLES,
         blameless_warnings,
@@ -124,6 +128,7 @@ async def send_reminder(
         summary=text,
         severity=PageSeverity(severity),
         urgency=Urgency.LOW,
+        informational=True,
         recipient=to.handle,
         contact=to.contact,
         details=details,
@@ -137,14 +142,8 @@ async def send_reminder(
             retry_policy=REMINDER_RETRY,
         )
     except ActivityError as err:
-        return False, failure_reason(err)
+        return False, activity_failure_reason(err)
     return result.delivered, result.detail
-
-
-def failure_reason(err: ActivityError) -> str:
-    """The activity's own message, without Temporal's wrapper or the error type."""
-    cause = err.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
 
 
 def salt() -> str:
@@ -237,7 +236,7 @@ class PostmortemWorkflow:
             )
         except ActivityError as err:
             # Without the record people still write the postmortem; the draft says why.
-            self._s.gather_error = failure_reason(err)
+            self._s.gather_error = activity_failure_reason(err)
             if self._s.status is S.GATHERING:
                 self._s.status = S.DRAFT
             self._changed()
@@ -271,7 +270,7 @@ class PostmortemWorkflow:
                 retry_policy=EXPORT_RETRY,
             )
         except ActivityError as err:
-            self._s.export_error = failure_reason(err)
+            self._s.export_error = activity_failure_reason(err)
             return
         self._s.exported = result.paths
         self._s.export_error = ""

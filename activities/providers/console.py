@@ -51,6 +51,8 @@ def read_inbox(directory: Path) -> list[InboxEntry]:
 
 def describe(page: Page) -> str:
     """The one readable line a page becomes in the terminal."""
+    if page.informational:
+        return f"NOTE {page.recipient} {page.incident_id}: {page.title}"
     if page.action is PageAction.TRIGGER:
         line = (
             f"PAGE {page.recipient} [{page.severity.value}/{page.urgency.value}] "

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from activities.contracts import CloseTicket, TicketRef, TicketRequest
 from activities.http import (
     PermanentHttpError,
     TransientHttpError,
@@ -29,7 +30,6 @@ from activities.http import (
     classify,
     error_detail,
 )
-from activities.postmortem import CloseTicket, TicketRef, TicketRequest
 
 VENDOR = "GitHub"
 API_VERSION = "2022-11-28"

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from activities.contracts import CloseTicket, TicketRequest
 from activities.http import PermanentHttpError, TransientHttpError
-from activities.postmortem import CloseTicket, TicketRequest, TrackerActivities
+from activities.postmortem import TrackerActivities
 from activities.providers.github_issues import GitHubIssuesTracker, marker
 from tests.fakes.github import FakeGitHub, Issue
 

@@ -20,7 +20,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
-from activities.postmortem import ExportRequest, _export
+from activities.contracts import ExportRequest
+from activities.postmortem import _export
 from worker.replay import load_history
 from workflows.contracts import (
     ActionItemKind,
