@@ -49,8 +49,9 @@ async def act(api: httpx.AsyncClient, path: str, body: dict[str, Any], who: str)
 
 
 async def checkout(api: httpx.AsyncClient) -> dict[str, Any]:
-    page = (await api.get("/status.json")).json()
-    return {c["id"]: c for c in page["components"]}["checkout"] | {"page": page}
+    page: dict[str, Any] = (await api.get("/status.json")).json()
+    component: dict[str, Any] = {c["id"]: c for c in page["components"]}["checkout"]
+    return component | {"page": page}
 
 
 async def test_a_sev1_reaches_the_status_page_and_resolving_clears_it(
