@@ -21,12 +21,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from worker.errors import FirelineError
 from worker.incident_service import IncidentService, list_query
 from workflows import search_attributes as sa
-from workflows.contracts import ActionItemState, IncidentState, IncidentStatus
+from workflows.contracts import (
+    ActionItemState,
+    IncidentState,
+    IncidentStatus,
+    PostmortemState,
+    PostmortemStatus,
+)
 
 log = logging.getLogger("fireline.records")
 
@@ -279,6 +285,10 @@ def _rfc3339(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
+# A postmortem's text joins its incident's record; a slow worker must not stall a report.
+POSTMORTEM_QUERY_TIMEOUT = 5.0
+
+
 class RecordLoader:
     """Builds records from Temporal: a visibility list, then one ``state`` query each.
 
@@ -339,8 +349,10 @@ class RecordLoader:
                         result.skipped[incident_id] = exc.reason
                         log.warning("report skips %s: %s", incident_id, exc.reason)
                     else:
-                        record = record_from_state(state)
-                        if ended:
+                        record, final = await self._with_postmortem(record_from_state(state), state)
+                        # An ended incident cannot change, but its postmortem can until it
+                        # is published.
+                        if ended and final:
                             self._ended[incident_id] = record
                 if record is not None:
                     result.records.append(record)
@@ -357,7 +369,37 @@ class RecordLoader:
 
     async def record(self, incident_id: str) -> IncidentRecord:
         """One incident's record, read now (``FirelineError`` if it cannot be read)."""
-        return record_from_state(await self.service.get(incident_id))
+        state = await self.service.get(incident_id)
+        record, _ = await self._with_postmortem(record_from_state(state), state)
+        return record
+
+    async def _with_postmortem(
+        self, record: IncidentRecord, state: IncidentState
+    ) -> tuple[IncidentRecord, bool]:
+        """The record with its postmortem's text, so search finds what people wrote there.
+
+        Also says whether that text is final (published, or no postmortem at all).
+        """
+        # The id is fixed by convention; a postmortem started by hand has no id on the state.
+        handle = self.service.client.get_workflow_handle(
+            state.postmortem_id or f"postmortem-{state.id}"
+        )
+        try:
+            postmortem: PostmortemState = await asyncio.wait_for(
+                handle.query("state", result_type=PostmortemState), POSTMORTEM_QUERY_TIMEOUT
+            )
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return record, state.postmortem_id is None
+            log.warning("postmortem of %s not read: %s", state.id, exc)
+            return record, False
+        except (WorkflowQueryFailedError, TimeoutError) as exc:
+            # Search still works on the incident itself; the postmortem joins next time.
+            log.warning("postmortem of %s not read: %s", state.id, exc)
+            return record, False
+        text = "\n".join(section.text for section in postmortem.sections if section.text)
+        final = postmortem.status is PostmortemStatus.PUBLISHED
+        return record.model_copy(update={"postmortem": text}), final
 
     async def action_items(
         self, since: datetime | None, until: datetime | None

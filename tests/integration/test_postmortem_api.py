@@ -25,7 +25,6 @@ from activities.postmortem import PostmortemActivities
 from tests.postmortem_support import Reminders
 from tests.support import demo_config, eventually
 from worker.api import create_app
-from worker.postmortem_api import postmortem_router
 from worker.postmortem_config import PostmortemConfig, postmortem_snapshot
 from worker.runner import WORKFLOWS
 from workflows.contracts import IncidentState, PostmortemInput
@@ -53,7 +52,6 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 async def api(dev_client: Client) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(demo_config(), dev_client, TASK_QUEUE)
-    app.include_router(postmortem_router(app.state.service, caller))
     reminders = Reminders()
     pm = PostmortemActivities(dev_client)
     async with (
@@ -148,6 +146,10 @@ async def test_resolve_drafts_a_postmortem_that_publishes_only_when_complete(
     markdown = await api.get(f"/v1/postmortems/{inc}/markdown", headers=ALICE)
     assert markdown.headers["content-type"].startswith("text/plain")
     assert "| Status | published |" in markdown.text
+    # What people wrote in the postmortem is searchable with the incident.
+    found = await api.get("/v1/incidents/search", params={"q": "exhaustion"}, headers=ALICE)
+    assert found.status_code == 200, found.text
+    assert inc in [hit["id"] for hit in found.json()], found.json()
 
 
 async def test_action_items_bad_input_is_refused_and_good_items_are_tracked(

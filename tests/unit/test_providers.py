@@ -83,7 +83,10 @@ def make_page(kind: ContactKind, address: str = "", **changes: Any) -> Page:
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     # trust_env=False: a proxy from the environment must never see loopback test traffic.
-    async with httpx.AsyncClient(timeout=0.5, trust_env=False, verify=_TLS) as http:
+    # Reads time out fast (the slow-vendor tests rely on it); connecting to loopback gets
+    # longer, because a loaded CI machine can take more than half a second to accept.
+    timeout = httpx.Timeout(0.5, connect=5.0)
+    async with httpx.AsyncClient(timeout=timeout, trust_env=False, verify=_TLS) as http:
         yield http
 
 

@@ -242,7 +242,7 @@ async def test_a_missing_incident_still_gives_an_empty_draft_saying_why(
     )
     pm = await drafted(handle)
     assert pm.facts is None
-    assert pm.gather_error.startswith("incident workflow incident-nope not found: ")
+    assert "incident workflow incident-nope not found: " in pm.gather_error
     assert pm.section(SectionKey.SUMMARY) is not None
     assert SectionKey.SUMMARY in pm.empty_required()
 
