@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -39,50 +38,11 @@ from worker.alert_quality import AlertQualityReport, alert_quality
 from worker.errors import FirelineError
 from worker.incident_metrics import MetricsReport, ServiceMetrics, build_report, window
 from worker.incident_records import RecordLoader
+from worker.metrics import Gauge
 
 log = logging.getLogger("fireline.report_metrics")
 
 ALL = "__all__"
-
-
-def _escape(value: str) -> str:
-    # The exposition format's label-value escapes (as worker.metrics does for counters).
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class Gauge:
-    """A gauge whose whole set of series is replaced at once (a fresh report)."""
-
-    def __init__(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> None:
-        self.name = name
-        self.help_text = help_text
-        self.labels = labels
-        self._values: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()
-
-    def replace(self, values: Mapping[tuple[str, ...], float | None]) -> None:
-        """Set every series; series missing from ``values`` (or None) disappear."""
-        clean = {k: v for k, v in values.items() if v is not None}
-        with self._lock:
-            self._values = clean
-
-    def value(self, *label_values: str) -> float | None:
-        """One series' value, or None when it is not exposed."""
-        return self._values.get(tuple(label_values))
-
-    def render(self) -> str:
-        """The exposition-format lines for this gauge."""
-        lines = [f"# HELP {self.name} {self.help_text}", f"# TYPE {self.name} gauge"]
-        with self._lock:
-            for key, value in sorted(self._values.items()):
-                if self.labels:
-                    pairs = ",".join(
-                        f'{n}="{_escape(v)}"' for n, v in zip(self.labels, key, strict=True)
-                    )
-                    lines.append(f"{self.name}{{{pairs}}} {value:g}")
-                else:
-                    lines.append(f"{self.name} {value:g}")
-        return "\n".join(lines)
 
 
 class ReportGauges:
