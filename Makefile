@@ -8,13 +8,14 @@ STAMP  := $(VENV)/.installed
 
 export FIRELINE_CONFIG ?= fireline.example.yaml
 
-.PHONY: run test lint typecheck system-packages histories bench clean help
+.PHONY: run test lint typecheck system-packages histories bench chaos clean help
 
 help:
 	@echo "make run        start Temporal dev server + worker + API (Ctrl-C stops all)"
 	@echo "make test       lint, type-check and run every test"
 	@echo "make histories  re-record tests/histories/ from the workflow scenarios"
 	@echo "make bench      run the benchmarks in bench/ (prints figures beside baselines)"
+	@echo "make chaos      fault injection: worker SIGKILLs, a Temporal restart, flaky vendors (SEED=n)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ test: lint typecheck system-packages
 
 histories: $(STAMP)
 	$(BIN)/python -m tests.record_histories
+
+# Seeded and reproducible: SEED=7 make chaos replays run 7's draws.
+chaos: $(STAMP)
+	$(BIN)/python -m chaos --seed $(or $(SEED),1) --kills 20
 
 bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.alert_storm

@@ -1,0 +1,5 @@
+"""Fault injection for fireline: kill workers, restart Temporal, break vendors, then check.
+
+``python -m chaos --seed N --kills 20`` runs :func:`chaos.scenario.run_scenario` and prints
+the table of faults injected against invariants held (see ``chaos.table``).
+"""
