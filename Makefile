@@ -53,6 +53,9 @@ chaos: $(STAMP)
 bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.alert_storm
 	$(BIN)/python -m bench.page_latency
+	$(BIN)/python -m bench.incident_load --incidents 300 --lead 60 --spread 60
+	$(BIN)/python -m bench.replay
+	$(BIN)/python -m bench.devserver_rtt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

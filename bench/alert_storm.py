@@ -29,6 +29,7 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bench.common import pct
 from tests.support import free_port
 from worker.api import create_app
 from worker.config import FirelineConfig
@@ -143,14 +144,6 @@ async def run_pool(jobs: list[Any], concurrency: int) -> list[float]:
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (0 to 100) of values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def fireline_run(

@@ -33,7 +33,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.alert_storm import pct
+from bench.common import pct
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.server import RecordedRequest, Reply
 from tests.support import free_port
