@@ -293,7 +293,7 @@ async def test_done_closes_the_item_and_the_postmortem_lists_it_done(
     )
     assert done.status == "done"
     assert done.events[-1].text == "bob marked it done: shipped in 1.4.2"
-    final = await client.get_workflow_handle_for(ActionItemWorkflow.run, handle.id).result()
+    final = await client.get_workflow_handle(handle.id, result_type=ActionItemState).result()
     assert final.closed_by == "bob"
     await Replayer(
         workflows=[ActionItemWorkflow], data_converter=pydantic_data_converter
@@ -447,7 +447,7 @@ async def test_a_tracker_ticket_is_opened_for_the_item_and_closed_when_it_is_don
                 await handle.execute_update(
                     ActionItemWorkflow.done, CompleteActionItem(actor="bob", note="canary on")
                 )
-                await client.get_workflow_handle_for(ActionItemWorkflow.run, handle.id).result()
+                await client.get_workflow_handle(handle.id, result_type=ActionItemState).result()
                 issue = github.issues[0]
                 assert (issue.state, issue.state_reason) == ("closed", "completed")
                 assert issue.comments == ["bob marked it done: canary on"]
