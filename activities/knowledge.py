@@ -13,7 +13,6 @@ from typing import Protocol
 
 from temporalio import activity
 
-# Until the lead moves these models into activities/contracts.py (they are pydantic-only).
 from activities.contracts import SimilarIncidents, SimilarRequest
 
 

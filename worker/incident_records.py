@@ -96,7 +96,7 @@ class IncidentRecord(_Record):
     summary: str = ""
     notes: list[str] = Field(default_factory=list)
     resolution_summary: str | None = None
-    # Text of the published postmortem, when the postmortem part provides it (search only).
+    # What the postmortem's sections say (search only); filled by RecordLoader.
     postmortem: str = ""
     declared_at: datetime
     acknowledged_at: datetime | None = None
@@ -131,7 +131,7 @@ class IncidentRecord(_Record):
 
 
 class ActionItemRecord(_Record):
-    """A postmortem action item (from ActionItemWorkflow, when that exists)."""
+    """A postmortem action item, from its ActionItemWorkflow."""
 
     id: str
     incident_id: str
@@ -404,7 +404,7 @@ class RecordLoader:
     async def action_items(
         self, since: datetime | None, until: datetime | None
     ) -> list[ActionItemRecord]:
-        """Action items from the configured source; none until ActionItemWorkflow exists."""
+        """Action items from the configured source; none without one."""
         if self.action_items_source is None:
             return []
         return await self.action_items_source(since, until)

@@ -140,9 +140,8 @@ class PostmortemConfig(_Strict):
 
 
 def postmortem_settings(config: FirelineConfig) -> PostmortemConfig:
-    """The ``postmortems`` section (defaults until FirelineConfig has the field)."""
-    found = getattr(config, "postmortems", None)
-    return found if isinstance(found, PostmortemConfig) else PostmortemConfig()
+    """The ``postmortems`` section, or its defaults when the config has none."""
+    return config.postmortems or PostmortemConfig()
 
 
 def postmortem_problems(config: FirelineConfig, pm: PostmortemConfig) -> Iterable[str]:

@@ -79,7 +79,7 @@ BLAMELESS_NOTE = (
 )
 
 # Timeline kinds that are bookkeeping rather than part of the story.
-_SKIPPED_KINDS = frozenset({"refused"})
+_SKIPPED_KINDS = frozenset({"refused", "postmortem_started"})
 
 _PHASES: dict[str, str] = {
     "declared": "declared",

@@ -1,34 +1,28 @@
 """Postmortems and action items through the HTTP API, on the real dev server and worker.
 
-Until the incident starts its postmortem on resolve, the test starts it as the hook will
-(``postmortem-<INC>`` with :meth:`PostmortemInput.for_incident`); once the hook is in, the
-start finds the incident's own postmortem and uses it.
+The config has a ``postmortems`` section, so resolving through the API starts the
+postmortem the way it does in production: the incident's own hook, on resolve.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import Header
 from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
 from activities.postmortem import PostmortemActivities
 from tests.postmortem_support import Reminders
 from tests.support import demo_config, eventually
 from worker.api import create_app
-from worker.postmortem_config import PostmortemConfig, postmortem_snapshot
+from worker.config import FirelineConfig
 from worker.runner import WORKFLOWS
-from workflows.contracts import IncidentState, PostmortemInput
-from workflows.postmortem import PostmortemWorkflow
 
 pytestmark = pytest.mark.integration
 
@@ -38,20 +32,16 @@ CAROL = {"X-Fireline-User": "carol"}
 TASK_QUEUE = "fireline-postmortem-api-tests"
 
 
-def caller(x_fireline_user: Annotated[str | None, Header()] = None) -> str:
-    """Local mode, as the API's own caller: the user header names the actor."""
-    assert x_fireline_user
-    return x_fireline_user
-
-
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("postmortems")
 
 
 @pytest.fixture(scope="module")
-async def api(dev_client: Client) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(demo_config(), dev_client, TASK_QUEUE)
+async def api(dev_client: Client, export_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    raw = demo_config().model_dump(mode="json", exclude_unset=True)
+    raw["postmortems"] = {"reviewers": {"SEV2": ["carol"]}, "export_dir": str(export_dir)}
+    app = create_app(FirelineConfig.model_validate(raw), dev_client, TASK_QUEUE)
     reminders = Reminders()
     pm = PostmortemActivities(dev_client)
     async with (
@@ -69,9 +59,7 @@ async def api(dev_client: Client) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def resolved_postmortem(
-    api: httpx.AsyncClient, dev_client: Client, export_dir: Path
-) -> tuple[str, dict[str, Any]]:
+async def resolved_postmortem(api: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
     body = {"title": "Checkout slow", "service": "checkout", "severity": "SEV2", "commander": "bob"}
     response = await api.post("/v1/incidents", json=body, headers=ALICE)
     assert response.status_code == 201, response.text
@@ -80,21 +68,6 @@ async def resolved_postmortem(
         f"/v1/incidents/{incident_id}/resolve", json={"summary": "pool resized"}, headers=BOB
     )
     assert response.status_code == 200, response.text
-    state = IncidentState.model_validate(response.json()["state"])
-    settings = postmortem_snapshot(
-        demo_config(),
-        PostmortemConfig.model_validate(
-            {"reviewers": {"SEV2": ["carol"]}, "export_dir": str(export_dir)}
-        ),
-    )
-    # Already started: the incident's own hook did it on resolve.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await dev_client.start_workflow(
-            PostmortemWorkflow.run,
-            PostmortemInput.for_incident(state, f"incident-{incident_id}", settings),
-            id=f"postmortem-{incident_id}",
-            task_queue=TASK_QUEUE,
-        )
 
     async def drafted() -> dict[str, Any]:
         got = await api.get(f"/v1/postmortems/{incident_id}", headers=ALICE)
@@ -109,7 +82,7 @@ async def resolved_postmortem(
 async def test_resolve_drafts_a_postmortem_that_publishes_only_when_complete(
     api: httpx.AsyncClient, dev_client: Client, export_dir: Path
 ) -> None:
-    inc, pm = await resolved_postmortem(api, dev_client, export_dir)
+    inc, pm = await resolved_postmortem(api)
     texts = [i["text"] for i in pm["facts"]["timeline"]]
     assert texts[0] == "alice declared SEV2 on checkout: Checkout slow"
     assert texts[-1] == "bob resolved the incident: pool resized"
@@ -155,7 +128,7 @@ async def test_resolve_drafts_a_postmortem_that_publishes_only_when_complete(
 async def test_action_items_bad_input_is_refused_and_good_items_are_tracked(
     api: httpx.AsyncClient, dev_client: Client, export_dir: Path
 ) -> None:
-    inc, _ = await resolved_postmortem(api, dev_client, export_dir)
+    inc, _ = await resolved_postmortem(api)
     now = datetime.now(UTC)
     good = {
         "title": "Alert on connection pool saturation",
