@@ -440,7 +440,7 @@ class IncidentService:
             return Conflict(f"{subject}: {exc.message}")
         if isinstance(exc, RPCError):
             if exc.status == RPCStatusCode.NOT_FOUND:
-                if "already completed" in exc.message and subject:
+                if subject and _closed_under_us(exc.message):
                     return Conflict(f"{subject} is closed")
                 if missing:
                     return NotFound(missing)
@@ -456,6 +456,17 @@ class IncidentService:
 async def _started_by(handle: WorkflowHandle[Any, Any], request_id: str) -> bool:
     memo = await (await handle.describe()).memo()
     return memo.get("request_id") == request_id
+
+
+def _closed_under_us(message: str) -> bool:
+    """The workflow closed before (or while) the call reached it.
+
+    An Update admitted just before the workflow completes is dropped by the server with
+    "update <id> not found": for the caller that is the same as calling a closed workflow.
+    """
+    return "already completed" in message or (
+        message.startswith("update ") and message.endswith(" not found")
+    )
 
 
 def _contended(exc: RPCError) -> bool:
