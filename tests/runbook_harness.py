@@ -262,6 +262,7 @@ async def play(
     for _ in range(limit):
         state = await run_state(run)
         if state.ended_at is not None:
+            await _incident_saw_the_end(run, state)
             return state
         pending = state.pending
         if pending is not None and pending.step_id not in decided:
@@ -292,6 +293,22 @@ async def play(
         # Let the worker take what the skip released before the next look.
         await asyncio.sleep(0.02)
     raise AssertionError(f"the run did not end within {limit} steps")
+
+
+async def _incident_saw_the_end(run: WorkflowHandle[Any, Any], state: RunbookRunState) -> None:
+    """Until the incident has heard the run end, as a person's next action would find it.
+
+    The run reports its end to the incident by a signal: a test that starts the next run at
+    once would otherwise race it and meet "already running".
+    """
+    # The handle keeps the client it came from; the SDK has no public name for it.
+    incident = run._client.get_workflow_handle(f"incident-{state.incident_id}")
+    for _ in range(200):
+        runs = (await incident_state(incident)).runs
+        if all(r.status not in ("running", "paused") for r in runs if r.run_id == state.run_id):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{state.incident_id} never heard that {state.run_id} ended")
 
 
 async def _sleep(env: WorkflowEnvironment, duration: timedelta) -> None:

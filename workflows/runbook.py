@@ -72,9 +72,12 @@ NOT_ALLOWED = "NotAllowed"
 # The built-in action that pages the next level of the incident's escalation policy.
 PAGE = "page"
 INVALID_REQUEST = "InvalidRequest"
-# Actions that heartbeat while they wait; only they get a heartbeat timeout, which is what
-# lets an abort reach them (cancellation travels with heartbeats).
-HEARTBEATING = frozenset({"k8s.wait_rollout"})
+# Actions that heartbeat; only they get a heartbeat timeout. It lets an abort reach them
+# (cancellation travels with heartbeats) and a SIGKILLed worker's step be retried within
+# seconds rather than at the step's timeout. Every k8s action beats while an API call or
+# a wait is slow (activities/kubernetes/actions.py).
+HEARTBEATING_PREFIX = "k8s."
+K8S_HEARTBEATS = "k8s-heartbeats"
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 QUERY_TIMEOUT = timedelta(minutes=1)
 # A goto loop that never ends is a runbook bug; stop it rather than run forever.
@@ -311,7 +314,7 @@ class RunbookWorkflow:
                 result_type=ActionResult,
                 task_queue=queue,
                 start_to_close_timeout=step.timeout,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT if step.action in HEARTBEATING else None,
+                heartbeat_timeout=self._heartbeat_timeout(step.action),
                 retry_policy=_retry_policy(step.retries),
             )
         except ActivityError as err:
@@ -320,6 +323,15 @@ class RunbookWorkflow:
         record.attempts = max(result.attempt, 1)
         record.summary = result.summary
         return result.output
+
+    @staticmethod
+    def _heartbeat_timeout(action: str) -> timedelta | None:
+        if action == "k8s.wait_rollout":
+            return HEARTBEAT_TIMEOUT
+        # Runs started before every k8s action beat keep scheduling them as they did.
+        if action.startswith(HEARTBEATING_PREFIX) and workflow.patched(K8S_HEARTBEATS):
+            return HEARTBEAT_TIMEOUT
+        return None
 
     def _page(self, inputs: dict[str, Any], record: StepRecord) -> Any:
         # Built in, not an activity: the incident's own escalation pages, exactly once,

@@ -41,6 +41,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -119,6 +120,9 @@ _CONFLICT_ATTEMPTS = 3
 _MAX_CHANGES = 100
 
 T = TypeVar("T")
+# This activity's latest heartbeat details: each activity runs in its own asyncio task, so
+# the context variable is the activity's own.
+_LAST_BEAT: ContextVar[tuple[Any, ...]] = ContextVar("fireline_k8s_last_beat", default=())
 
 
 def _utcnow() -> datetime:
@@ -150,17 +154,21 @@ class KubernetesActions:
         poll_interval: float = 2.0,
         settle_timeout: float = 60.0,
         request_timeout: float = 30.0,
+        heartbeat_every: float = 10.0,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         """Bind to the cluster ``api_client_factory`` connects to (called once, lazily).
 
         ``poll_interval`` paces rollout polling; ``settle_timeout`` bounds the wait for the
-        Deployment controller to observe a change this action made; ``clock`` is wall time.
+        Deployment controller to observe a change this action made; ``heartbeat_every``
+        paces heartbeats while an API call is slow (well inside the runbook's 30 s heartbeat
+        timeout); ``clock`` is wall time.
         """
         self._factory = api_client_factory
         self._poll_interval = poll_interval
         self._settle_timeout = settle_timeout
         self._request_timeout = request_timeout
+        self._heartbeat_every = heartbeat_every
         self._clock = clock
         self._api: KubeApi | None = None
         self._lock = threading.Lock()
@@ -381,7 +389,7 @@ class KubernetesActions:
             )
             state = rollout_state(deployment, inputs.revision)
             progress = _progress(where, state, deadline_at)
-            activity.heartbeat(progress)
+            self._beat(progress)
             if request.dry_run:
                 summary = (
                     f"Would wait up to {format_duration(inputs.deadline)} for {where}; "
@@ -475,7 +483,20 @@ class KubernetesActions:
                 raise KubernetesPermanentError(str(exc)) from None
             return call(api)
 
-        return await asyncio.to_thread(in_thread)
+        # The runbook gives every k8s step a heartbeat timeout, so a worker that dies
+        # mid-step is noticed in seconds instead of at the step's timeout; a slow API call
+        # must therefore keep beating, with the step's latest progress (wait_rollout resumes
+        # its deadline from it).
+        call_done = asyncio.ensure_future(asyncio.to_thread(in_thread))
+        while not (await asyncio.wait({call_done}, timeout=self._heartbeat_every))[0]:
+            activity.heartbeat(*_LAST_BEAT.get())
+        return call_done.result()
+
+    @staticmethod
+    def _beat(details: dict[str, JsonValue]) -> None:
+        """Heartbeat ``details`` and remember them for the beats of a slow call."""
+        _LAST_BEAT.set((details,))
+        activity.heartbeat(details)
 
     async def _settle(self, inputs: DeploymentInputs, decision: _Decision) -> Obj:
         """The Deployment once its controller has observed the generation we left it at."""
@@ -486,9 +507,7 @@ class KubernetesActions:
                 lambda api: api.get_deployment(inputs.namespace, inputs.deployment)
             )
             observed = int((deployment.get("status") or {}).get("observedGeneration") or 0)
-            activity.heartbeat(
-                {"waiting_for": "controller", "generation": expected, "observed": observed}
-            )
+            self._beat({"waiting_for": "controller", "generation": expected, "observed": observed})
             if observed >= expected:
                 return deployment
             if time.monotonic() >= deadline:

@@ -471,6 +471,8 @@ async def test_wait_rollout_polls_a_rollout_in_progress_with_heartbeats() -> Non
             apps = client.AppsV1Api(api_client)
             actions = KubernetesActions(lambda: api_client, poll_interval=0.01)
             await asyncio.to_thread(deploy, apps, "checkout", "c:1", replicas=4)
+            # A cold first call can take seconds on a loaded machine: longer than the rollout.
+            await run(actions.status, CHECKOUT)
             await asyncio.to_thread(release, apps, "checkout", "c:2")
             heartbeats: list[Any] = []
 
@@ -624,12 +626,16 @@ async def test_recent_changes_lists_rollouts_in_the_window_newest_first(
     k8s_api_client: client.ApiClient, apps_v1: client.AppsV1Api, k8s_emulator: K8sEmulator
 ) -> None:
     actions = KubernetesActions(lambda: k8s_api_client, clock=k8s_emulator.clock.now)
-    deploy(apps_v1, "checkout", "c:1")
-    deploy(apps_v1, "search", "s:1", namespace="other")
+    # A minute between changes: timestamps have whole seconds, and two changes in one
+    # second would be ordered by revision instead of by time.
     start = k8s_emulator.clock.now() - timedelta(seconds=1)
+    deploy(apps_v1, "search", "s:1", namespace="other")
+    k8s_emulator.advance(60)
+    deploy(apps_v1, "checkout", "c:1")
     k8s_emulator.advance(7200)
-    release(apps_v1, "checkout", "c:2")
     deploy(apps_v1, "billing", "b:1", namespace="pay")
+    k8s_emulator.advance(60)
+    release(apps_v1, "checkout", "c:2")
 
     recent = await run(actions.recent_changes, {"namespaces": [NS, "pay"], "since": "1h"})
     everything = await run(
@@ -796,6 +802,53 @@ async def test_server_errors_and_throttling_are_retryable(
     assert error.message.startswith(
         "deployment shop/checkout: Kubernetes API unreachable: ProtocolError: "
     )
+
+
+async def test_a_slow_api_call_keeps_heartbeating_with_the_latest_progress(
+    k8s_api_client: client.ApiClient, two_releases: client.AppsV1Api, k8s_emulator: K8sEmulator
+) -> None:
+    # The runbook gives k8s steps a 30 s heartbeat timeout so that a dead worker is noticed
+    # quickly; a live one waiting on a slow apiserver must not look dead.
+    actions = KubernetesActions(
+        lambda: k8s_api_client, poll_interval=0.01, settle_timeout=5, heartbeat_every=0.05
+    )
+    beats: list[tuple[Any, ...]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    k8s_emulator.inject_faults(FaultPlan(kinds=("slow",), slow_seconds=0.5, limit=1))
+    status = await env.run(actions.status, request(CHECKOUT))
+    assert status.output["revision"] == 2  # served late, not failed
+    assert len(beats) >= 3, beats
+    assert set(beats) == {()}  # status has no progress to report
+
+
+async def test_beats_during_a_slow_call_repeat_the_steps_latest_progress() -> None:
+    # wait_rollout resumes its deadline from its last heartbeat: an empty beat sent while an
+    # API call was slow would erase it.
+    async with K8sEmulator(rollout_delay=1.0, tick=0.01) as emulator:
+        with client.ApiClient(emulator.client_configuration()) as api_client:
+            apps = client.AppsV1Api(api_client)
+            await asyncio.to_thread(deploy, apps, "checkout", "c:1", replicas=2)
+            actions = KubernetesActions(
+                lambda: api_client, poll_interval=0.01, heartbeat_every=0.05
+            )
+            await run(actions.status, CHECKOUT)  # warm, as above
+            await asyncio.to_thread(release, apps, "checkout", "c:2")
+            beats: list[tuple[Any, ...]] = []
+            env = ActivityEnvironment()
+            env.on_heartbeat = lambda *details: beats.append(details)
+            emulator.inject_faults(
+                FaultPlan(kinds=("slow",), slow_seconds=0.3, methods=frozenset({"GET"}))
+            )
+            result = await env.run(actions.wait_rollout, request({**CHECKOUT, "deadline": "1m"}))
+
+    assert result.output["phase"] == "complete"
+    first = next(i for i, b in enumerate(beats) if b)
+    assert first > 0, "the first call was slow: it beat before there was progress"
+    later = beats[first:]
+    assert all(b and "deadline_at" in b[0] for b in later), later
+    assert len(later) > len({str(b) for b in later}), "no repeated beat during a slow poll"
 
 
 async def test_a_rollback_whose_patch_failed_is_retried_to_exactly_one_rollback(

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -139,6 +140,16 @@ async def test_approved_rollback_validates_and_mitigates_the_incident(
             assert incident_now.runs[0].status == "succeeded"
 
         await eventually(mitigated)
+
+        # Every k8s step can be told apart from a dead worker within 30 s, not its timeout.
+        scheduled = {
+            e.activity_task_scheduled_event_attributes.activity_type.name: (
+                e.activity_task_scheduled_event_attributes.heartbeat_timeout.ToTimedelta()
+            )
+            async for e in run.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        assert scheduled["k8s.status"] == scheduled["k8s.rollback"] == timedelta(seconds=30)
 
 
 async def test_a_failed_check_runs_on_failure_and_escalates(

@@ -1,9 +1,10 @@
 """Seeded fault injection in front of the API, for chaos tests of fireline's activities.
 
 A `FaultPlan` makes a fraction of API requests answer 429 (with `Retry-After`, as the
-apiserver's priority-and-fairness throttling does), 500, or lose their connection (a TCP
-reset before any response byte). Draws come from the plan's seed, so a test sees the same
-sequence of faults on every run.
+apiserver's priority-and-fairness throttling does), 500, lose their connection (a TCP
+reset before any response byte), or answer late (``slow``: served normally after
+``slow_seconds``, so a client with a shorter timeout gives up on a request that took effect).
+Draws come from the plan's seed, so a test sees the same sequence of faults on every run.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker.k8s_emulator.errors import ApiError, TooManyRequestsError
 
-FaultKind = Literal["429", "500", "reset"]
+FaultKind = Literal["429", "500", "reset", "slow"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class FaultPlan:
         methods: HTTP methods affected; empty means all.
         path_contains: only paths containing this text are affected.
         limit: stop injecting after this many faults; None means never stop.
+        slow_seconds: how late a ``slow`` request is served.
     """
 
     rate: float = 1.0
@@ -45,6 +47,7 @@ class FaultPlan:
     methods: frozenset[str] = frozenset()
     path_contains: str = ""
     limit: int | None = None
+    slow_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -119,10 +122,14 @@ class FaultMiddleware:
         if kind is None:
             await self._app(scope, receive, send)
             return
+        plan = self._injector.plan
+        if kind == "slow":
+            await asyncio.sleep(plan.slow_seconds if plan else 0.0)
+            await self._app(scope, receive, send)
+            return
         await _drain(receive)
         if kind == "reset" and await _reset(send):
             return
-        plan = self._injector.plan
         retry_after = plan.retry_after_seconds if plan else 1
         if kind == "429":
             error: ApiError = TooManyRequestsError(
