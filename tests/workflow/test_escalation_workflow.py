@@ -244,6 +244,51 @@ async def test_nobody_acks_so_every_level_and_the_repeat_are_paged(
     )
 
 
+async def test_a_level_is_paged_without_waiting_for_the_timeline(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    """The report of a step and the page after it leave in one workflow task.
+
+    Awaiting the incident's signal first cost a server round trip and an incident task
+    (600 ms under load) before the next level was paged.
+    """
+    handle = await declare(time_env, client, task_queue, pager)
+    await skip(time_env, timedelta(minutes=6))
+    assert "carol" in [r for r, _ in pager.triggers()]
+    escalation = client.get_workflow_handle("escalation-" + handle.id.removeprefix("incident-"))
+    events = [e.event_type async for e in escalation.fetch_history_events()]
+    # Each workflow task's commands, in order: the one that escalates to level 2 both
+    # schedules carol's pages and sends the "escalating" report.
+    batches: list[list[int]] = [[]]
+    for kind in events:
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            batches.append([])
+        elif kind in (
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+            EventType.EVENT_TYPE_TIMER_STARTED,
+        ):
+            batches[-1].append(kind)
+    paged_with_report = [
+        b
+        for b in batches
+        if EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED in b
+        and EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED in b
+    ]
+    assert paged_with_report, batches
+    # And a level's timer starts with the "paged" reports, not after they are delivered.
+    assert any(
+        EventType.EVENT_TYPE_TIMER_STARTED in b
+        and EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED in b
+        for b in batches
+    ), batches
+    texts = await timeline(handle)
+    # The outbox keeps the reports in the order they were made.
+    assert texts.index("no acknowledgement: escalating to level 2") < next(
+        i for i, t in enumerate(texts) if t.startswith("paged carol")
+    )
+
+
 async def test_level_two_waits_for_the_level_one_delay(
     time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
 ) -> None:
