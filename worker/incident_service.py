@@ -352,9 +352,15 @@ class IncidentService:
             if refusal_type in _AUDITED_TYPES:
                 await self._record_refusal(handle, actor, update, error.reason)
 
-        return await self.execute_update(
+        result = await self.execute_update(
             handle, update, arg, UpdateResult, subject=incident_id, on_refusal=audit
         )
+        if result.timeline_omitted:
+            # The workflow keeps its recorded result small; callers of the API still get the
+            # whole incident, read by one query (it may include what happened since).
+            full = await self.get(incident_id)
+            result = result.model_copy(update={"state": full, "timeline_omitted": 0})
+        return result
 
     async def execute_update(
         self,

@@ -289,10 +289,18 @@ class RefusalRecorded(Contract):
 
 
 class UpdateResult(Contract):
-    """What every incident Update returns: the entry it wrote and the state after it."""
+    """What every incident Update returns: the entry it wrote and the state after it.
+
+    Every result is written into the workflow's history. With the whole timeline in each,
+    history grew with the square of the number of Updates and a result passed the
+    server's 2 MiB payload limit near 5,500 entries (bench/RESULTS.md). So ``state`` carries
+    only the newest entries and ``timeline_omitted`` says how many older ones were left out;
+    the ``state`` query still has them all.
+    """
 
     entry: TimelineEntry
     state: IncidentState
+    timeline_omitted: int = 0
 
 
 # --- incident number allocation -----------------------------------------------------------

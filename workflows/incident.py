@@ -90,6 +90,10 @@ TRIAGE_WINDOW = "2h"
 ROLLOUT_SUSPECT = timedelta(minutes=30)
 # How long finding similar past incidents may take (it reads many incidents' states).
 SIMILAR_TIMEOUT = timedelta(seconds=60)
+# Update results carry only the newest timeline entries (see UpdateResult): enough for a
+# caller to show what just happened, bounded however long the incident runs.
+UPDATE_RESULT_TAIL = "update-result-timeline-tail"
+UPDATE_RESULT_TIMELINE = 50
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -1074,7 +1078,14 @@ class IncidentWorkflow:
         return entry
 
     def _result(self, entry: TimelineEntry) -> UpdateResult:
-        return UpdateResult(entry=entry, state=self._s)
+        if not workflow.patched(UPDATE_RESULT_TAIL):
+            return UpdateResult(entry=entry, state=self._s)
+        tail = self._s.timeline[-UPDATE_RESULT_TIMELINE:]
+        return UpdateResult(
+            entry=entry,
+            state=self._s.model_copy(update={"timeline": tail}),
+            timeline_omitted=len(self._s.timeline) - len(tail),
+        )
 
     def _next(self, action: Action) -> IncidentStatus:
         try:

@@ -69,6 +69,23 @@ async def test_declare_act_and_read_back(api: httpx.AsyncClient) -> None:
     ]
 
 
+async def test_an_action_on_a_long_incident_still_answers_with_the_whole_timeline(
+    api: httpx.AsyncClient,
+) -> None:
+    inc = (await declare(api))["id"]
+    for i in range(55):
+        note = await api.post(f"/v1/incidents/{inc}/notes", json={"text": f"n{i}"}, headers=BOB)
+        assert note.status_code == 200, note.text
+    body = note.json()
+    texts = [e["text"] for e in body["state"]["timeline"]]
+    assert texts[0].startswith("alice declared"), texts[:2]
+    assert texts[-1] == "n54"
+    assert len(texts) == len(
+        (await api.get(f"/v1/incidents/{inc}", headers=ALICE)).json()["timeline"]
+    )
+    assert body["timeline_omitted"] == 0
+
+
 async def test_severity_from_policy_uses_impact_and_catalog(api: httpx.AsyncClient) -> None:
     state = await declare(api, severity=None, impact={"impact": "partial_outage"})
     assert state["severity"] == "SEV1"  # checkout is tier-1

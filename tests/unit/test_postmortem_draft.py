@@ -105,7 +105,7 @@ def drafted(rec: IncidentRecord) -> PostmortemState:
 
 
 CASES = {
-    "incident-full-lifecycle": [],
+    "incident-full-lifecycle-before-result-tail": [],
     "incident-from-alerts-auto-resolved": [],
     "incident-paging-escalated-acked-resolved": [],
     "incident-with-runbook-runs": [

@@ -343,6 +343,31 @@ async def test_long_incident_continues_as_new_without_losing_anything(
     assert len({e.id for e in state.timeline}) == len(state.timeline)
 
 
+async def test_an_update_result_carries_the_newest_entries_not_the_whole_timeline(
+    client: Client, task_queue: str
+) -> None:
+    handle = await start(client, task_queue, declaration())
+    results = [
+        await handle.execute_update(IncidentWorkflow.add_note, AddNote(actor="alice", text=f"n{i}"))
+        for i in range(60)
+    ]
+    last = results[-1]
+    assert last.entry.text == "n59"
+    assert [e.text for e in last.state.timeline][-3:] == ["n57", "n58", "n59"]
+    assert len(last.state.timeline) == 50
+    full = await handle.query(IncidentWorkflow.state)
+    assert last.timeline_omitted == len(full.timeline) - 50 > 0
+    assert results[0].timeline_omitted == 0
+    # What history records per Update stays the same size however long the incident runs.
+    sizes = [
+        e.workflow_execution_update_completed_event_attributes.outcome.success.ByteSize()
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+    ]
+    assert len(sizes) == 60
+    assert sizes[-1] < 1.2 * sizes[49], sizes
+
+
 async def test_refusal_signal_goes_on_the_timeline(client: Client, task_queue: str) -> None:
     handle = await start(client, task_queue, declaration())
     await handle.signal(

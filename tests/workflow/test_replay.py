@@ -28,6 +28,7 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
     names = {p.stem for p in FILES}
     assert {
         "incident-full-lifecycle",
+        "incident-full-lifecycle-before-result-tail",
         "incident-reopened-auto-closed",
         "incident-continued-as-new-run1",
         "incident-open-acknowledged",
@@ -37,6 +38,7 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-from-alerts-auto-resolved",
         "incident-paging-escalated-acked-resolved",
         "escalation-escalated-acked-resolved",
+        "escalation-before-page-before-report",
         "override-store-add-remove",
         "runbook-approved-validated",
         "runbook-rejected-failure-handler",
