@@ -47,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# The declaration runs as a regular activity again (see _call).
+DECLARE_AS_ACTIVITY = "alert-group-declare-as-activity"
 # Talking to our own Temporal: retry forever with backoff; a group must not give up.
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
@@ -228,19 +230,29 @@ class AlertGroupWorkflow:
                 escalation_policy=self._route.escalation_policy,
             ),
             DeclaredIncident,
+            waits_for_workflows=True,
         )
         self._s.incident_id = declared.incident_id
         self._s.declarations += 1
 
-    async def _call(self, name: str, arg: Any, result_type: type[T]) -> T:
+    async def _call(
+        self, name: str, arg: Any, result_type: type[T], *, waits_for_workflows: bool = False
+    ) -> T:
         """Run one of the incident activities on the alert → page path.
 
         As local activities they run inside the group's workflow task: no hand-off through
         the server's task dispatch, which costs 25-50 ms per hop on the embedded server
-        (bench/page_latency.py). They are short (a visibility query, an Update, a signal)
-        and idempotent by request id, which is what local activities are for.
+        (bench/page_latency.py). They are short (a visibility query, a signal) and
+        idempotent by request id, which is what local activities are for.
+
+        Not the declaration (``waits_for_workflows``): it waits for the incident counter's
+        Update and the incident's start, each a workflow task on this same worker, while the
+        group's own task holds a slot. In a storm every slot was held by a group waiting for
+        the counter, whose task then found none: declarations timed out and retried until
+        the storm stalled (bench/alert_storm.py, fourth session).
         """
-        if workflow.patched("alert-group-local-activities"):
+        remote_first = waits_for_workflows and workflow.patched(DECLARE_AS_ACTIVITY)
+        if not remote_first and workflow.patched("alert-group-local-activities"):
             local: T = await workflow.execute_local_activity(
                 name,
                 arg,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -182,6 +183,17 @@ async def test_group_wait_batches_alerts_into_one_declaration(
     [attach] = incidents.attached
     assert attach.incident_id == "INC-1"
     assert {c.labels["instance"] for c in attach.changes.changes} == {"a", "b"}
+    # The declaration waits on other workflows' tasks, so it is a regular activity (a local
+    # one holds the group's workflow-task slot meanwhile); attaching stays local.
+    events = [
+        e async for e in client.get_workflow_handle(f"alert-group-{group}").fetch_history_events()
+    ]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == ["incidents.declare_from_alerts"]
 
 
 async def test_redelivery_changes_nothing(

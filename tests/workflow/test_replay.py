@@ -35,6 +35,7 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-sequence",
         "alert-group-declares-resolves-lingers",
         "alert-group-before-local-activities",
+        "alert-group-before-declare-as-activity",
         "incident-from-alerts-auto-resolved",
         "incident-paging-escalated-acked-resolved",
         "escalation-escalated-acked-resolved",
