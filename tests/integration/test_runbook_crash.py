@@ -90,6 +90,12 @@ async def test_a_killed_worker_mid_rollback_is_replaced_and_the_rollback_happens
             return proc
 
         first = start_worker(1)
+
+        async def polling() -> None:
+            # A loaded machine can take longer to start a worker than an Update waits.
+            assert "worker polling task queue" in first.output(), first.output()[-2000:]
+
+        await eventually(polling, timeout=120)
         config = load_config(config_path)
         incidents = IncidentService(dev_client, config, queue)
         runbooks = RunbookService(
