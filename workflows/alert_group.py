@@ -47,6 +47,9 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A firing copy arriving this soon after its alert's resolution is a late re-delivery.
+IGNORE_STALE_FIRING = "alert-group-ignore-stale-firing"
+STALE_FIRING_WINDOW = timedelta(minutes=5)
 # The declaration runs as a regular activity again (see _call).
 DECLARE_AS_ACTIVITY = "alert-group-declare-as-activity"
 # Talking to our own Temporal: retry forever with backoff; a group must not give up.
@@ -79,10 +82,16 @@ class AlertGroupWorkflow:
         self._s = inp.carried or AlertGroupState()
         self._dirty = False
         self._recheck_at: datetime | None = None
+        # Decided when the run starts (see run); the start signal's batch comes first and
+        # cannot hold a late copy of something it has not seen resolve.
+        self._ignore_stale_firing = False
 
     @workflow.run
     async def run(self, inp: AlertGroupInput) -> AlertGroupState:
         """Flush on Alertmanager's timers until the group has been quiet long enough."""
+        # In the run, not in the signal handler: a patch checked in a handler can be met in
+        # a different order on replay when a signal and other work share a workflow task.
+        self._ignore_stale_firing = workflow.patched(IGNORE_STALE_FIRING)
         if self._s.created_at is None:
             self._s.created_at = workflow.now()
             # A zero group_wait used to be a 0 s timer, which the server fires about a second
@@ -132,7 +141,12 @@ class AlertGroupWorkflow:
                 # An older state delivered late (senders retry out of order): keep the newer.
                 self._s.duplicates += 1
                 continue
+            if self._late_firing_copy(known, alert, batch.received_at):
+                self._s.duplicates += 1
+                continue
             self._s.alerts[alert.fingerprint] = alert
+            if alert.status is AlertStatus.RESOLVED:
+                self._s.resolved_received[alert.fingerprint] = batch.received_at
             if grouped.suppressed:
                 self._s.suppressed[alert.fingerprint] = grouped.suppressed
             else:
@@ -141,6 +155,26 @@ class AlertGroupWorkflow:
                 self._s.firing_seen.setdefault(alert.fingerprint, alert.starts_at)
                 self._s.all_resolved_reported = False
             self._dirty = True
+
+    def _late_firing_copy(self, known: Alert | None, alert: Alert, received_at: datetime) -> bool:
+        """A firing copy of an alert that has since resolved, delivered out of order.
+
+        Same startsAt: Prometheus gives an alert that fires again a new one. A retried or
+        reordered webhook can still bring the old firing state after the resolution (make
+        chaos did, and reopened a closed incident and paged again). Past the window it is
+        taken as firing: Alertmanager's own resolve_timeout can resolve an alert Prometheus
+        then re-sends unchanged, and that must not be lost.
+        """
+        if not self._ignore_stale_firing or known is None:
+            return False
+        if known.status is not AlertStatus.RESOLVED or alert.status is not AlertStatus.FIRING:
+            return False
+        resolved_at = self._s.resolved_received.get(alert.fingerprint)
+        return (
+            alert.starts_at == known.starts_at
+            and resolved_at is not None
+            and received_at - resolved_at < STALE_FIRING_WINDOW
+        )
 
     @workflow.query
     def state(self) -> AlertGroupState:

@@ -363,6 +363,9 @@ class AlertGroupState(Contract):
     declarations: int = 0
     # An acknowledgement from the source not yet passed on to the incident.
     ack_pending: str | None = None
+    # Fingerprint → when its resolution arrived: a firing copy of the same alert (same
+    # startsAt) soon after is a late re-delivery, not the alert firing again.
+    resolved_received: dict[str, datetime] = Field(default_factory=dict)
 
 
 class AlertGroupInput(Contract):

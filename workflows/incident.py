@@ -8,6 +8,7 @@ is the history of those Updates, in the words an incident review needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,6 +95,9 @@ SIMILAR_TIMEOUT = timedelta(seconds=60)
 # caller to show what just happened, bounded however long the incident runs.
 UPDATE_RESULT_TAIL = "update-result-timeline-tail"
 UPDATE_RESULT_TIMELINE = 50
+# A closed incident waits this long at most for its communications to finish reporting.
+HEAR_COMMS_OUT = "hear-comms-out"
+COMMS_END_WAIT = timedelta(minutes=10)
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -133,6 +137,9 @@ class IncidentWorkflow:
         self._comms_forwarder: asyncio.Task[None] | None = None
         self._comms_sending = False
         self._comms_facts_sent: CommsFacts | None = None
+        # Set when the communications child this run started has ended (see _comms_ended).
+        self._comms_ended = False
+        self._comms_watcher: asyncio.Task[None] | None = None
         if inp.carried is not None:
             self._s = inp.carried
             return
@@ -226,6 +233,7 @@ class IncidentWorkflow:
         await self._start_postmortem()
         # Communications ends when it hears the incident closed: tell it before finishing.
         await workflow.wait_condition(self._comms_drained)
+        await self._hear_comms_out()
         return IncidentOutcome(
             id=self._s.id,
             status=self._s.status,
@@ -324,7 +332,7 @@ class IncidentWorkflow:
         # which the forwarder (started once the child runs) delivers.
         self._s.comms_id = comms_id
         self._comms_facts_sent = facts
-        await workflow.start_child_workflow(
+        child = await workflow.start_child_workflow(
             "CommsWorkflow",
             CommsInput(
                 incident_workflow_id=workflow.info().workflow_id,
@@ -335,6 +343,27 @@ class IncidentWorkflow:
             # Outlives continue-as-new of the incident; it ends itself when the incident closes.
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
+
+        async def watch() -> None:
+            # Its outcome is its own business: only that it has ended matters here.
+            with contextlib.suppress(Exception):
+                await child
+            self._comms_ended = True
+
+        self._comms_watcher = asyncio.create_task(watch())
+
+    async def _hear_comms_out(self) -> None:
+        """Stay until communications has ended, so its last reports reach the record.
+
+        Closed right after resolving, the incident used to finish while the status page
+        was still being resolved and the war room still written to: their reports found it
+        gone, and its record lacked the status page and the room (found by make chaos).
+        Bounded, so a vendor that stays down cannot keep a closed incident running.
+        """
+        if self._comms_watcher is None or not workflow.patched(HEAR_COMMS_OUT):
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: self._comms_ended, timeout=COMMS_END_WAIT)
 
     def _comms_facts(self) -> CommsFacts:
         s = self._s

@@ -128,6 +128,7 @@ async def send(
     *,
     suppressed: str | None = None,
     correlate_with: list[str] | None = None,
+    received_at: datetime = T0,
     **route_declare: Any,
 ) -> WorkflowHandle[Any, Any]:
     handle = await client.start_workflow(
@@ -144,7 +145,7 @@ async def send(
         start_signal_args=[
             AlertsArrived(
                 alerts=[GroupedAlert(alert=a, suppressed=suppressed) for a in alerts],
-                received_at=T0,
+                received_at=received_at,
             )
         ],
         execution_timeout=timedelta(days=7),
@@ -321,6 +322,33 @@ async def test_a_flapping_alert_rejoins_its_incident(
     await time_env.sleep(timedelta(minutes=6))
     assert len(incidents.declared) == 1
     assert {a.incident_id for a in incidents.attached} == {"INC-1"}
+    assert incidents.attached[-1].changes.changes[0].status is AlertStatus.FIRING
+
+
+async def test_a_late_firing_copy_after_the_resolution_changes_nothing(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, incidents: FakeIncidents
+) -> None:
+    group = key()
+    await send(client, task_queue, incidents, group, [alert()])
+    await time_env.sleep(timedelta(seconds=31))
+    resolved_at = T0 + timedelta(minutes=1)
+    resolved = alert(status=AlertStatus.RESOLVED)
+    await send(client, task_queue, incidents, group, [resolved], received_at=resolved_at)
+    # The firing copy a retrying sender delivers after the resolution: same startsAt.
+    stale = await send(client, task_queue, incidents, group, [alert()], received_at=resolved_at)
+    await time_env.sleep(timedelta(minutes=6))
+    now = await state(stale)
+    assert [a.status for a in now.alerts.values()] == [AlertStatus.RESOLVED]
+    assert now.duplicates == 1
+    assert len(incidents.declared) == 1
+    assert all(c.status is AlertStatus.RESOLVED for c in incidents.attached[-1].changes.changes)
+
+    # Unchanged and firing again well after: Alertmanager's resolve_timeout had resolved
+    # an alert Prometheus still sends. It fires.
+    later = resolved_at + timedelta(minutes=10)
+    await send(client, task_queue, incidents, group, [alert()], received_at=later)
+    await time_env.sleep(timedelta(minutes=6))
+    assert [a.status for a in (await state(stale)).alerts.values()] == [AlertStatus.FIRING]
     assert incidents.attached[-1].changes.changes[0].status is AlertStatus.FIRING
 
 

@@ -9,6 +9,7 @@ what the workflows decide to say, to whom and when.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -32,11 +33,13 @@ from workflows.contracts import (
     AssignRole,
     Audience,
     AudiencePolicy,
+    Close,
     CommsSnapshot,
     ComponentStatus,
     ConfigSnapshot,
     DeclareIncident,
     IncidentState,
+    IncidentStatus,
     OpenWarRoom,
     PostUpdate,
     PublicStatus,
@@ -68,6 +71,8 @@ class Talk:
     published: list[StatusPublication] = field(default_factory=list)
     notified: list[Page] = field(default_factory=list)
     fail_status_page: str = ""
+    # Set: status page publications wait for it (a vendor slower than the people).
+    hold_status_page: asyncio.Event | None = None
 
     @activity.defn(name="war_room.open")
     async def open(self, req: OpenWarRoom) -> WarRoom:
@@ -86,6 +91,8 @@ class Talk:
     async def publish(self, pub: StatusPublication) -> StatusPublished:
         if self.fail_status_page:
             raise ApplicationError(self.fail_status_page, type="InvalidRequest", non_retryable=True)
+        if self.hold_status_page is not None:
+            await self.hold_status_page.wait()
         self.published.append(pub)
         return StatusPublished(provider="builtin", external_id=pub.incident_id, url="/status")
 
@@ -391,6 +398,37 @@ async def test_resolving_tells_customers_and_turns_components_operational(
         }
         assert last.body == "This incident has been resolved."
         assert (await state(handle)).next_update_due is None
+
+
+async def test_closed_right_after_resolving_the_incident_still_hears_communications_out(
+    talk: tuple[Talk, Client, str],
+) -> None:
+    fake, client, queue = talk
+    fake.hold_status_page = asyncio.Event()
+    async with incident(client, queue) as handle:
+        await handle.execute_update(
+            IncidentWorkflow.post_update,
+            PostUpdate(
+                actor="alice",
+                text="Checkout is failing for some customers.",
+                components={"checkout": ComponentStatus.PARTIAL_OUTAGE},
+            ),
+        )
+        await handle.execute_update(
+            IncidentWorkflow.resolve, Resolve(actor="alice", summary="rolled back v2")
+        )
+        await handle.execute_update(IncidentWorkflow.close, Close(actor="alice"))
+
+        async def closed() -> None:
+            assert (await state(handle)).status is IncidentStatus.CLOSED
+
+        await eventually(closed)
+        # The status page answers only now, after the incident closed.
+        fake.hold_status_page.set()
+        await handle.result()
+        final = await state(handle)
+        assert final.status_page is not None, "the status page report was lost"
+        assert final.status_page.external_id == final.id
 
 
 async def test_a_status_page_failure_is_on_the_timeline_not_lost(

@@ -26,6 +26,7 @@ from workflows.contracts import (
     Acknowledge,
     DeclareIncident,
     Escalate,
+    EscalationOutcome,
     EscalationStop,
     Resolve,
     Severity,
@@ -287,6 +288,23 @@ async def test_a_level_is_paged_without_waiting_for_the_timeline(
     assert texts.index("no acknowledgement: escalating to level 2") < next(
         i for i, t in enumerate(texts) if t.startswith("paged carol")
     )
+
+
+async def test_an_incident_gone_before_the_last_report_does_not_fail_the_escalation(
+    time_env: WorkflowEnvironment, client: Client, task_queue: str, pager: Pager
+) -> None:
+    handle = await declare(time_env, client, task_queue, pager)
+    await skip(time_env, timedelta(minutes=1))
+    escalation = client.get_workflow_handle("escalation-" + handle.id.removeprefix("incident-"))
+    # Closed and gone (make chaos closed one right after resolving it): the escalation still
+    # resolves its pages, and its reports of that have nowhere to go.
+    await handle.terminate("closed")
+    await escalation.signal(
+        EscalationWorkflow.stop, EscalationStop(reason="resolved", actor="alice")
+    )
+    outcome = EscalationOutcome.model_validate(await escalation.result())
+    assert outcome.pages_sent == 2
+    assert pager.follow_ups(PageAction.RESOLVE) == ["alice"]
 
 
 async def test_level_two_waits_for_the_level_one_delay(

@@ -45,6 +45,7 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "runbook-rejected-failure-handler",
         "incident-with-runbook-runs",
         "incident-with-communications",
+        "incident-with-communications-before-hear-comms-out",
         "comms-war-room-updates-closed",
         "incident-resolved-starts-postmortem",
         "postmortem-in-review-with-item",
