@@ -47,7 +47,7 @@ histories: $(STAMP)
 	$(BIN)/python -m tests.record_histories
 
 # Seeded and reproducible: SEED=7 make chaos replays run 7's draws.
-chaos: $(STAMP)
+chaos: $(STAMP) system-packages
 	$(BIN)/python -m chaos --seed $(or $(SEED),1) --kills 20
 
 bench: $(STAMP) system-packages

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from chaos.providers import FAULTS
 from chaos.scenario import ChaosOptions, run_scenario
 from chaos.table import render
 
@@ -24,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=20, help="worker SIGKILLs (default 20)")
     parser.add_argument("--incidents", type=int, default=6)
     parser.add_argument("--fault-rate", type=float, default=0.3)
+    parser.add_argument(
+        "--fault-kinds",
+        default=",".join(FAULTS),
+        help=f"comma-separated, drawn uniformly per failing call (default {','.join(FAULTS)})",
+    )
     parser.add_argument("--no-server-restart", action="store_true")
     parser.add_argument(
         "--break-dedup-keys",
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         kills=args.kills,
         incidents=args.incidents,
         fault_rate=args.fault_rate,
+        fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
         restart_server=not args.no_server_restart,
         break_dedup_keys=args.break_dedup_keys,
     )

@@ -5,6 +5,28 @@ from __future__ import annotations
 from chaos.scenario import ChaosReport
 
 
+def _provider_matrix(report: ChaosReport) -> list[str]:
+    """Providers by fault kinds, with each provider's calls and the share that failed."""
+    kinds = sorted({k for faults in report.provider_faults.values() for k in faults})
+    if not kinds:
+        return []
+    width = max(len(p) for p in report.provider_faults)
+    header = f"{'provider':<{width}}  calls  " + "  ".join(kinds) + "  faulted"
+    lines = [header, "-" * len(header)]
+    for provider, faults in report.provider_faults.items():
+        calls = report.calls.get(provider)
+        total = sum(faults.values())
+        cells = "  ".join(
+            f"{faults[k]:>{len(k)}}" if k in faults else f"{'-':>{len(k)}}" for k in kinds
+        )
+        share = f"{total / calls:>6.0%}" if calls else f"{total:>6} "
+        lines.append(
+            f"{provider:<{width}}  {calls if calls is not None else '-':>5}  {cells}  {share}"
+        )
+    lines.append("")
+    return lines
+
+
 def render(report: ChaosReport) -> str:
     """Faults, then invariants with HELD/BROKEN and every violation found."""
     o = report.options
@@ -13,10 +35,17 @@ def render(report: ChaosReport) -> str:
         f"fault rate {o.fault_rate:.0%}, {report.seconds:.0f}s",
         "",
     ]
-    width = max([len(k) for k in report.faults] + [len("fault injected")])
+    lines += _provider_matrix(report)
+    # Provider faults are in the matrix; the rest (kills, restarts, deliveries) listed here.
+    others = {
+        name: count
+        for name, count in report.faults.items()
+        if not any(name.startswith(f"{p} ") for p in report.provider_faults)
+    }
+    width = max([len(k) for k in others] + [len("fault injected")])
     lines.append(f"{'fault injected':<{width}}  count")
     lines.append(f"{'-' * width}  -----")
-    lines += [f"{name:<{width}}  {count:>5}" for name, count in report.faults.items()]
+    lines += [f"{name:<{width}}  {count:>5}" for name, count in others.items()]
     if report.kill_phases:
         where = ", ".join(f"{p}: {n}" for p, n in report.kill_phases.items())
         lines.append(f"(SIGKILLs by phase: {where})")
