@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.contracts import Page, PageResult
 from bench.common import (
@@ -55,7 +57,7 @@ from bench.common import (
 from tests.support import free_port
 from worker.config import FirelineConfig
 from worker.devserver import DevServer
-from worker.runner import build_worker
+from worker.runner import SharedWorkflowCode, build_worker
 from worker.settings import Settings
 from worker.temporal_client import connect
 from workflows.contracts import ConfigSnapshot, DeclareIncident, Severity
@@ -193,7 +195,59 @@ def poll_options(args: argparse.Namespace) -> dict[str, Any]:
         options["max_concurrent_workflow_task_polls"] = args.wf_polls
     if args.nonsticky_ratio:
         options["nonsticky_to_sticky_poll_ratio"] = args.nonsticky_ratio
+    if args.wf_autoscale:
+        options["workflow_task_poller_behavior"] = PollerBehaviorAutoscaling()
     return options
+
+
+class Meter:
+    """The worker process's CPU time and garbage-collector pauses, read at phase ends.
+
+    CPU covers the whole side's process (worker and the client starting workflows), the
+    same on both sides; GC pauses show whether a heap of N cached runs makes the collector
+    the bottleneck.
+    """
+
+    def __init__(self, server_pid: int = 0) -> None:
+        self.server_pid = server_pid
+        self.gc_seconds = 0.0
+        self.gc_full = 0
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_seconds += time.perf_counter() - self._gc_started
+            self.gc_full += info.get("generation") == 2
+
+    @staticmethod
+    def cpu() -> float:
+        """CPU seconds (user + system) this process has used."""
+        times = os.times()
+        return times.user + times.system
+
+    def server_cpu(self) -> float:
+        """CPU seconds the Temporal dev server has used (0 when its pid is unknown)."""
+        if not self.server_pid:
+            return 0.0
+        try:
+            with open(f"/proc/{self.server_pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        # utime and stime are fields 14 and 15 of stat(5); 12 and 13 after the name.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def reading(self) -> dict[str, float]:
+        """CPU (ours and the server's), GC seconds and full collections so far."""
+        return {
+            "cpu": self.cpu(),
+            "server_cpu": self.server_cpu(),
+            "gc": self.gc_seconds,
+            "gc_full": float(self.gc_full),
+        }
 
 
 def settle_rss() -> int:
@@ -221,13 +275,20 @@ async def fireline_side(client: Client, args: argparse.Namespace) -> dict[str, A
             config=for_incident(base_snap, incident_id, delay),
         )
 
-    async with build_worker(
+    options = poll_options(args)
+    if args.side == "fireline-sdk-sandbox":
+        # fireline's workflows as they ran before worker.runner's sandbox set-up.
+        options["workflow_runner"] = SandboxedWorkflowRunner()
+    worker = build_worker(
         client,
         TASK_QUEUE,
         [clock.fake_send()],
         max_cached_workflows=args.cache or 2 * n + 100,
-        **poll_options(args),
-    ):
+        **options,
+    )
+    if args.side == "fireline-sdk-sandbox":
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, SharedWorkflowCode)]
+    async with worker:
         # Warm up imports, the sandbox and the connections with one incident of its own.
         warm = f"LOAD-{run_tag}-warm"
         await client.start_workflow(
@@ -238,6 +299,8 @@ async def fireline_side(client: Client, args: argparse.Namespace) -> dict[str, A
         )
         await wait_for(clock, [f"{warm}/alice"], 60, "warm-up")
         rss_before = settle_rss()
+        meter = Meter(args.server_pid)
+        at_start = meter.reading()
         schedule = Schedule(n, args.lead, args.spread)
 
         def job(i: int) -> Any:
@@ -256,16 +319,23 @@ async def fireline_side(client: Client, args: argparse.Namespace) -> dict[str, A
         await run_pool([job(i) for i in range(n)], CONCURRENCY, "declared")
         declared_in = time.perf_counter() - started
         # Open means paging has begun: level 1 paged, the level timer running.
-        await wait_for(clock, [f"{i}/alice" for i in ids], max(60, n / 5), "level 1 paged")
+        await wait_for(
+            clock, [f"{i}/alice" for i in ids], max(60, n / 5, args.lead), "level 1 paged"
+        )
         open_at = time.time()
+        at_open = meter.reading()
         rss_after = settle_rss()
         progress(f"all open {open_at - schedule.start:.0f}s after the first declaration")
+        # A level timer starts when its escalation first runs, so a slow opening pushes
+        # every due time back by up to the time opening took: wait that much longer.
+        opening_lag = open_at - schedule.start
         await wait_for(
             clock,
             [f"{i}/carol" for i in ids],
-            max(0.0, schedule.last - time.time()) + 120 + n / 10,
+            max(0.0, schedule.last - time.time()) + opening_lag + 120 + n / 10,
             "level 2 paged",
         )
+        at_end = meter.reading()
     # Due times from the escalations' histories: TimerStarted time + its delay.
     page_late: list[float] = []
     fire_late: list[float] = []
@@ -308,6 +378,8 @@ async def fireline_side(client: Client, args: argparse.Namespace) -> dict[str, A
         "page_late": page_late,
         "fire_late": fire_late,
         "due_before_all_open": early,
+        "open_after_s": open_at - schedule.start,
+        "meter": [at_start, at_open, at_end],
     }
 
 
@@ -332,6 +404,8 @@ async def baseline_side(client: Client, args: argparse.Namespace) -> dict[str, A
             SleepThenPage.run, args=[warm, datetime.now(UTC).isoformat()], id=warm, task_queue=queue
         )
         rss_before = settle_rss()
+        meter = Meter(args.server_pid)
+        at_start = meter.reading()
         schedule = Schedule(n, args.lead, args.spread)
 
         def job(i: int) -> Any:
@@ -351,8 +425,10 @@ async def baseline_side(client: Client, args: argparse.Namespace) -> dict[str, A
         # a short wait covers the last few, the sleepers themselves take no more tasks.
         await asyncio.sleep(5)
         open_at = time.time()
+        at_open = meter.reading()
         rss_after = settle_rss()
         await wait_for(clock, keys, max(0.0, schedule.last - time.time()) + 120 + n / 10, "paged")
+        at_end = meter.reading()
     page_late = [clock.at[k] - due[k] for k in keys if k in clock.at]
     return {
         "n": n,
@@ -362,13 +438,15 @@ async def baseline_side(client: Client, args: argparse.Namespace) -> dict[str, A
         "page_late": page_late,
         "fire_late": [],
         "due_before_all_open": sum(1 for k in keys if due[k] < open_at),
+        "open_after_s": open_at - schedule.start,
+        "meter": [at_start, at_open, at_end],
     }
 
 
 async def child(args: argparse.Namespace) -> None:
     """One side, in this process; the result is the last line of stdout, as JSON."""
     client = await connect(Settings(temporal_address=args.address))
-    side = fireline_side if args.side == "fireline" else baseline_side
+    side = baseline_side if args.side == "baseline" else fireline_side
     result = await side(client, args)
     print(json.dumps(result), flush=True)
 
@@ -395,10 +473,28 @@ def run_side(side: str, address: str, args: argparse.Namespace) -> dict[str, Any
         str(args.wf_polls),
         "--nonsticky-ratio",
         str(args.nonsticky_ratio),
+        *(["--wf-autoscale"] if args.wf_autoscale else []),
+        "--server-pid",
+        str(args.server_pid),
     ]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True, text=True).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def _cpu(r: dict[str, Any], start: int, end: int, key: str = "cpu") -> float:
+    """Seconds of ``key`` per item between two meter readings."""
+    meter = r["meter"]
+    return float(meter[end][key] - meter[start][key]) / int(r["n"])
+
+
+def _cpu_ms(r: dict[str, Any], start: int, end: int) -> str:
+    return f"{_cpu(r, start, end) * 1000:.1f}"
+
+
+def _gc(r: dict[str, Any]) -> str:
+    first, last = r["meter"][0], r["meter"][2]
+    return f"{last['gc'] - first['gc']:.1f} s ({last['gc_full'] - first['gc_full']:.0f})"
 
 
 def _ms(values: list[float], q: float) -> str:
@@ -413,66 +509,105 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = DevServer(state_dir=Path(tmp), port=free_port(), ui_port=None)
         await server.start()
+        proc = getattr(server, "_proc", None)
+        args.server_pid = proc.pid if proc is not None else 0
         try:
             progress(f"fireline: {args.incidents} incidents")
             ours = await asyncio.to_thread(run_side, "fireline", server.address, args)
+            sdk: dict[str, Any] | None = None
+            if args.compare_sdk_sandbox:
+                progress(f"fireline with the SDK's default sandbox: {args.incidents} incidents")
+                sdk = await asyncio.to_thread(
+                    run_side, "fireline-sdk-sandbox", server.address, args
+                )
             progress(f"baseline: {args.incidents} bare workflows")
             base = await asyncio.to_thread(run_side, "baseline", server.address, args)
         finally:
             await server.stop()
 
-    def per_item(r: dict[str, Any]) -> float:
-        return float(r["rss_after"] - r["rss_before"]) / int(r["n"])
-
-    mib = 1024 * 1024
+    sides = [("fireline", ours)]
+    if sdk is not None:
+        sides.append(("fireline, SDK sandbox", sdk))
+    sides.append(("bare temporalio", base))
     polls = poll_options(args) or "SDK default workflow-task polling"
     print(f"{machine()}; N = {args.incidents}; timers due over {args.spread:.0f} s; {polls}")
-    rows = [
-        ["figure", "fireline", "bare temporalio", "ratio"],
-        [
+    print_table(table(sides))
+
+
+def _per_item_rss(r: dict[str, Any]) -> float:
+    return float(r["rss_after"] - r["rss_before"]) / int(r["n"])
+
+
+def table(sides: list[tuple[str, dict[str, Any]]]) -> list[list[str]]:
+    """One column per side (the last is the baseline), then each fireline side's ratio."""
+    mib = 1024 * 1024
+    base = sides[-1][1]
+    ours = [r for _, r in sides[:-1]]
+    header = ["figure", *(name for name, _ in sides)]
+    header += [f"ratio ({name})" if len(ours) > 1 else "ratio" for name, _ in sides[:-1]]
+
+    def row(label: str, cell: Any, value: Any = None) -> list[str]:
+        cells = [label, *(cell(r) for _, r in sides)]
+        cells += [ratio(value(r), value(base)) if value else "" for r in ours]
+        return cells
+
+    def late(q: float) -> Any:
+        return lambda r: pct(r["page_late"], q)
+
+    return [
+        header,
+        row(
             "worker RSS before → all open",
-            f"{ours['rss_before'] / mib:.0f} → {ours['rss_after'] / mib:.0f} MiB",
-            f"{base['rss_before'] / mib:.0f} → {base['rss_after'] / mib:.0f} MiB",
-            "",
-        ],
-        [
+            lambda r: f"{r['rss_before'] / mib:.0f} → {r['rss_after'] / mib:.0f} MiB",
+        ),
+        row(
             "memory per open incident / workflow",
-            f"{per_item(ours) / 1024:.1f} KiB",
-            f"{per_item(base) / 1024:.1f} KiB",
-            ratio(per_item(ours), per_item(base)),
-        ],
-        [
+            lambda r: f"{_per_item_rss(r) / 1024:.1f} KiB",
+            _per_item_rss,
+        ),
+        row(
             "declared (started) per second",
-            f"{ours['declared_per_s']:.1f}",
-            f"{base['declared_per_s']:.1f}",
-            ratio(ours["declared_per_s"], base["declared_per_s"]),
-        ],
-        [
-            "timer lateness p50 (page - due)",
-            _ms(ours["page_late"], 50),
-            _ms(base["page_late"], 50),
-            ratio(pct(ours["page_late"], 50), pct(base["page_late"], 50)),
-        ],
-        [
-            "timer lateness p99 (page - due)",
-            _ms(ours["page_late"], 99),
-            _ms(base["page_late"], 99),
-            ratio(pct(ours["page_late"], 99), pct(base["page_late"], 99)),
-        ],
-        [
+            lambda r: f"{r['declared_per_s']:.1f}",
+            lambda r: r["declared_per_s"],
+        ),
+        row(
+            "all open after the first start (bare: fixed wait)",
+            lambda r: f"{r['open_after_s']:.0f} s",
+        ),
+        row(
+            "process CPU per incident / workflow: start → open",
+            lambda r: f"{_cpu_ms(r, 0, 1)} ms",
+            lambda r: _cpu(r, 0, 1),
+        ),
+        row(
+            "process CPU per incident / workflow: open → paged after timer",
+            lambda r: f"{_cpu_ms(r, 1, 2)} ms",
+            lambda r: _cpu(r, 1, 2),
+        ),
+        row(
+            "dev server CPU per incident / workflow: start → open",
+            lambda r: f"{_cpu(r, 0, 1, 'server_cpu') * 1000:.1f} ms",
+            lambda r: _cpu(r, 0, 1, "server_cpu"),
+        ),
+        row(
+            "dev server CPU per incident / workflow: open → paged",
+            lambda r: f"{_cpu(r, 1, 2, 'server_cpu') * 1000:.1f} ms",
+            lambda r: _cpu(r, 1, 2, "server_cpu"),
+        ),
+        row("GC pauses, whole run (full collections)", _gc),
+        row("timer lateness p50 (page - due)", lambda r: _ms(r["page_late"], 50), late(50)),
+        row("timer lateness p99 (page - due)", lambda r: _ms(r["page_late"], 99), late(99)),
+        row(
             "server timer lateness p50 / p99 (fired - due)",
-            f"{_ms(ours['fire_late'], 50)} / {_ms(ours['fire_late'], 99)}",
-            "-",
-            "",
-        ],
-        [
+            lambda r: (
+                f"{_ms(r['fire_late'], 50)} / {_ms(r['fire_late'], 99)}" if r["fire_late"] else "-"
+            ),
+        ),
+        row(
             "pages measured / timers due before all were open",
-            f"{len(ours['page_late'])} / {ours['due_before_all_open']}",
-            f"{len(base['page_late'])} / {base['due_before_all_open']}",
-            "",
-        ],
+            lambda r: f"{len(r['page_late'])} / {r['due_before_all_open']}",
+        ),
     ]
-    print_table(rows)
 
 
 if __name__ == "__main__":
@@ -502,8 +637,24 @@ if __name__ == "__main__":
         default=0.0,
         help="nonsticky_to_sticky_poll_ratio (SDK: 0.2); new workflows' first tasks are non-sticky",
     )
-    parser.add_argument("--side", choices=["fireline", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--wf-autoscale",
+        action="store_true",
+        help="workflow-task poller autoscaling (PollerBehaviorAutoscaling, server >= 1.28)",
+    )
+    parser.add_argument(
+        "--compare-sdk-sandbox",
+        action="store_true",
+        help="also run the fireline side with the SDK's default sandbox (the runner before "
+        "worker.runner's sandbox set-up), as a third column",
+    )
+    parser.add_argument(
+        "--side",
+        choices=["fireline", "fireline-sdk-sandbox", "baseline"],
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     if parsed.lead is None:
         parsed.lead = parsed.incidents / 5 + 30

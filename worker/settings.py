@@ -78,6 +78,10 @@ class Settings(BaseSettings):
 
     # Worker tuning: several workers on one task queue share its load; these bound what
     # one of them takes on (activities in flight, workflow tasks in flight, cached runs).
+    # Each open incident keeps two runs cached (the incident and its escalation, about
+    # 290 KiB together, bench/RESULTS.md): size max_cached_workflows to at least twice the
+    # open incidents plus the other workflows, or every timer of an evicted incident
+    # replays it from history first.
     max_concurrent_activities: int = Field(default=100, ge=1)
     max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
     max_cached_workflows: int = Field(default=1000, ge=0)
