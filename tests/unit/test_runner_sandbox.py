@@ -15,16 +15,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import temporalio.converter
-import temporalio.workflow
-from temporalio.api.common.v1.message_pb2 import Payloads
-from temporalio.api.failure.v1.message_pb2 import Failure
-from temporalio.worker._workflow_instance import WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
-from temporalio.worker.workflow_sandbox._runner import _fake_info
 
 import workflows.comms_policy
 import workflows.search_attributes
+from bench.sandbox_cost import details
 from worker.runner import (
     PURE_HELPERS,
     WORKFLOWS,
@@ -104,29 +99,11 @@ def test_share_workflow_code_installs_one_finder_for_every_workflow_module() -> 
     assert "workflows" in finder.modules  # the parent package is re-imported too
 
 
-def _details(cls: type) -> WorkflowInstanceDetails:
-    default = temporalio.converter.DataConverter.default
-    return WorkflowInstanceDetails(
-        payload_converter_factory=default._new_payload_converter,
-        failure_converter_class=default.failure_converter_class,
-        interceptor_classes=[],
-        defn=temporalio.workflow._Definition.must_from_class(cls),
-        info=_fake_info,
-        randomness_seed=-1,
-        extern_functions={},
-        disable_eager_activity_execution=False,
-        worker_level_failure_exception_types=[],
-        patch_activation_callback=None,
-        last_completion_result=Payloads(),
-        last_failure=Failure(),
-    )
-
-
 def _sandboxed_globals(runner: SandboxedWorkflowRunner) -> dict[str, Any]:
     """The module globals of IncidentWorkflow as one new run's sandbox imported it."""
 
     async def create() -> Any:
-        return runner.create_instance(_details(IncidentWorkflow))
+        return runner.create_instance(details(IncidentWorkflow))
 
     instance = asyncio.run(create())
     cls = instance.globals_and_locals["__temporal_workflow_class"]
