@@ -62,6 +62,7 @@ from chaos.providers import (
 )
 from chaos.worker_process import BREAK_DEDUP_KEYS
 from runbooks.loader import load_runbooks
+from tests import support
 from tests.support import free_port
 from worker.api import create_app
 from worker.config import load_config
@@ -224,19 +225,26 @@ class ChaosReport:
         return bool(self.invariants) and all(i.held for i in self.invariants)
 
 
+# What a run that has not settled yet raises: a check not yet true, a refusal, a vendor or
+# a restarting Temporal not answering.
+NOT_SETTLED: tuple[type[Exception], ...] = (
+    AssertionError,
+    FirelineError,
+    httpx.HTTPError,
+    RuntimeError,
+)
+
+
 async def eventually(
     check: Callable[[], Awaitable[T]], *, timeout: float, interval: float = 0.5
 ) -> T:
-    """Retry ``check`` until it stops raising; the last error is raised at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            return await check()
-        except (AssertionError, FirelineError, httpx.HTTPError, RuntimeError) as exc:
-            if loop.time() > deadline:
-                raise TimeoutError(f"not settled after {timeout:.0f}s: {exc}") from exc
-            await asyncio.sleep(interval)
+    """Retry ``check`` until it stops raising; past the deadline, a TimeoutError says why."""
+    try:
+        return await support.eventually(
+            check, timeout=timeout, interval=interval, retry_on=NOT_SETTLED
+        )
+    except NOT_SETTLED as exc:
+        raise TimeoutError(f"not settled after {timeout:.0f}s: {exc}") from exc
 
 
 def _alertmanager(service: str, status: str) -> dict[str, Any]:

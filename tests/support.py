@@ -58,15 +58,22 @@ def demo_config() -> FirelineConfig:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 15.0, interval: float = 0.1
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.1,
+    retry_on: tuple[type[Exception], ...] = (AssertionError,),
 ) -> T:
-    """Retry ``check`` until it returns without AssertionError (visibility lags ~1 s)."""
+    """Retry ``check`` until it returns without ``retry_on`` (visibility lags ~1 s).
+
+    Past ``timeout`` the last such error is raised.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         try:
             return await check()
-        except AssertionError:
+        except retry_on:
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(interval)
