@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from worker.config import FirelineConfig
 from worker.devserver import find_binary
+from worker.ports import free_port as free_port  # re-exported: tests pick ports here
 from workflows import search_attributes as sa
 
 T = TypeVar("T")
@@ -77,16 +78,6 @@ async def eventually(
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(interval)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from worker.config import FirelineConfig, PrometheusSource, ServiceKubernetes
 from worker.k8s_emulator.demo import BAD_IMAGE
 from worker.k8s_emulator.resources import DEPLOYMENTS
 from worker.k8s_emulator.server import K8sEmulator
+from worker.ports import free_port
 
 CLUSTER = "sandbox"
 NAMESPACE = "shop"
@@ -123,7 +123,7 @@ async def start_sandbox(state_dir: Path) -> Sandbox:
     directory.mkdir(parents=True, exist_ok=True)
     kubeconfig = directory / "kubeconfig"
     kubeconfig.write_text(json.dumps(emulator.kubeconfig(NAMESPACE), indent=2))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(metrics_app(emulator), host="127.0.0.1", port=port, log_level="warning")
     )
@@ -131,10 +131,3 @@ async def start_sandbox(state_dir: Path) -> Sandbox:
     while not server.started and not serving.done():
         await asyncio.sleep(0.02)
     return Sandbox(emulator, kubeconfig, f"http://127.0.0.1:{port}", server, serving)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

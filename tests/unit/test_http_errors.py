@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from activities.http import (
     vendor_error,
 )
 from tests.fakes.server import RecordingServer, Reply
+from tests.support import free_port
 
 NOW = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
 
@@ -203,9 +203,7 @@ async def test_connection_reset_is_transient(
 
 
 async def test_connection_refused_is_transient(client: httpx.AsyncClient) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     # Nothing listens on the port now.
     with pytest.raises(TransientHttpError) as caught:
         await post(client, f"http://127.0.0.1:{port}/")

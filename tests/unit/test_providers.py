@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
-import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -47,6 +46,7 @@ from tests.fakes.opsgenie import FakeOpsgenie
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.server import RecordingServer, Reply
 from tests.fakes.slack import FakeSlack
+from tests.support import free_port
 
 # Fictional credentials, shaped like the real ones.
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
@@ -922,13 +922,6 @@ def test_smtp_error_classification(exc: OSError, error: type[Exception], message
     assert type(classified) is error
     assert classified.message == message
     assert classified.non_retryable is (error is PermanentSmtpError)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def test_smtp_server_down_is_transient() -> None:
