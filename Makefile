@@ -53,7 +53,7 @@ chaos: $(STAMP) system-packages
 bench: $(STAMP) system-packages
 	$(BIN)/python -m bench.alert_storm
 	$(BIN)/python -m bench.page_latency
-	$(BIN)/python -m bench.incident_load --incidents 400 --lead 100 --spread 60 --compare-sdk-sandbox
+	$(BIN)/python -m bench.incident_load --incidents 5000 --spread 300
 	$(BIN)/python -m bench.sandbox_cost --count 20 --rounds 5 --keep 40
 	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.devserver_rtt
