@@ -38,7 +38,9 @@ from workflows.lifecycle import is_open
 OPEN = [s for s in IncidentStatus if is_open(s)]
 
 
-def _permanent(exc: FirelineError) -> ApplicationError:
+def _activity_error(exc: FirelineError) -> ApplicationError:
+    # Unavailable (no worker answered, contention) is retried by the activity's policy;
+    # anything else is the request's own fault and would fail the same way again.
     if isinstance(exc, Unavailable):
         return ApplicationError(exc.reason, type="IncidentServiceUnavailable")
     return ApplicationError(exc.reason, type="IncidentRequestRefused", non_retryable=True)
@@ -60,7 +62,7 @@ class IncidentActivities:
             try:
                 rows = await self.service.list(statuses=OPEN, service=service, limit=20)
             except FirelineError as exc:
-                raise _permanent(exc) from None
+                raise _activity_error(exc) from None
             recent = [r for r in rows if r.declared_at is not None and r.declared_at >= since]
             if recent:
                 return Correlation(
@@ -86,7 +88,7 @@ class IncidentActivities:
                 request, request_id=req.request_id, runbooks=self._matching_runbooks(req.labels)
             )
         except FirelineError as exc:
-            raise _permanent(exc) from None
+            raise _activity_error(exc) from None
         return DeclaredIncident(incident_id=incident_id)
 
     def _matching_runbooks(self, labels: dict[str, str]) -> list[StartRunbook]:

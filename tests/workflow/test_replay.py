@@ -100,3 +100,23 @@ def test_cli_replay_fails_on_a_broken_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "unreadable" in done.stdout
+
+
+async def test_an_update_after_a_timed_out_task_still_trips_the_sdk() -> None:
+    """A pinned upstream bug, not a fireline change: when this fails, the SDK fixed it.
+
+    Recorded by ``make chaos`` (seed 2): the worker was killed with the incident's workflow
+    task in flight; the task timed out (schedule-to-start) and a ``start_runbook`` Update
+    arrived before a new worker took it. Live, SDK Core ran the comms child's start first
+    and the Update after it; replaying the same history it hands both to the workflow in
+    one activation, the Update first, so the commands come out in another order
+    (README, "Replay"; upstream temporalio/sdk-rust #943 and #1146).
+    Nothing in the workflow code decides that order. When an SDK upgrade makes this
+    history replay, drop this test and that note.
+    """
+    history = HISTORIES / "sdk-known-issues" / "update-after-timed-out-task.json"
+    [result] = await replay_files([history])
+    assert not result.ok, "the SDK now replays this history: drop this test and the note"
+    assert "Non-deprecated patch marker encountered for change similar-incidents" in (
+        result.outcome
+    )
