@@ -591,6 +591,10 @@ class IncidentWorkflow:
             f"{', '.join(a.value for a in audiences)}: {text}",
             actor=actor if actor != "fireline" else None,
             data={"update_id": update.id, "status": status.value, "impact": impact.value},
+            # The responders' copy is posted in the war room by delivery, in their template;
+            # mirroring the entry too put the same update in the thread twice. Either way the
+            # news reaches the comms child in the same signal, so the commands are the same.
+            mirror=Audience.RESPONDERS not in audiences,
         )
         if comms is not None and s.comms_id is not None:
             fields = {
@@ -1086,7 +1090,13 @@ class IncidentWorkflow:
     # --- helpers -----------------------------------------------------------------------------
 
     def _record(
-        self, kind: str, text: str, *, actor: str | None = None, data: dict[str, Any] | None = None
+        self,
+        kind: str,
+        text: str,
+        *,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+        mirror: bool = True,
     ) -> TimelineEntry:
         entry = TimelineEntry(
             id=str(workflow.uuid4()),
@@ -1099,7 +1109,7 @@ class IncidentWorkflow:
         self._s.timeline.append(entry)
         self._facts_may_have_changed()
         comms = self._config.comms
-        if comms is not None and kind in comms.mirror_kinds:
+        if mirror and comms is not None and kind in comms.mirror_kinds:
             item = MirrorItem(entry_id=entry.id, kind=kind, text=text)
             self._tell_comms(CommsNews(mirror=[item]))
         if not workflow.unsafe.is_replaying():

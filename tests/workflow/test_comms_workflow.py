@@ -138,7 +138,14 @@ def snapshot(**changes: Any) -> ConfigSnapshot:
         overdue_after=timedelta(minutes=10),
         war_room_severities=[Severity.SEV1, Severity.SEV2],
         war_room_links=WarRoomLinks(bridge="https://meet.example.com/checkout"),
-        mirror_kinds=["role_assigned", "severity_changed", "resolved", "update_due"],
+        # As worker.war_room_config's defaults: stakeholder updates are mirrored too.
+        mirror_kinds=[
+            "role_assigned",
+            "severity_changed",
+            "resolved",
+            "update_due",
+            "stakeholder_update",
+        ],
         chat_ids={"alice": "U0ALICE", "bob": "U0BOB"},
         contacts={"alice": CONSOLE, "bob": CONSOLE, "carol": CONSOLE, "dana": CONSOLE},
         audiences={
@@ -305,9 +312,31 @@ async def test_an_update_reaches_each_audience_in_its_own_words(
         assert exec_page.urgency is Urgency.LOW
         assert exec_page.summary.startswith("[SEV1] Checkout failing for [patient]: Payments")
         assert "account 99887766" in exec_page.summary
-        # Responders: in the war room, unredacted, threaded.
+        # Responders: in the war room, unredacted, threaded, once (delivery posts it; the
+        # timeline entry is not mirrored on top).
         [post] = [p for p in fake.posts if p.kind == "stakeholder_update"]
         assert post.text == f"{s.id} update: {text}"
+
+
+async def test_an_update_not_for_responders_is_still_mirrored_into_the_war_room(
+    talk: tuple[Talk, Client, str],
+) -> None:
+    fake, client, queue = talk
+    async with incident(client, queue) as handle:
+        await handle.execute_update(
+            IncidentWorkflow.post_update,
+            PostUpdate(actor="alice", text="We are on it.", audiences=[Audience.CUSTOMERS]),
+        )
+
+        async def told() -> None:
+            assert fake.published
+            assert [p for p in fake.posts if p.kind == "stakeholder_update"]
+
+        await eventually(told)
+        # Responders learn what customers were told, as the timeline says it.
+        [post] = [p for p in fake.posts if p.kind == "stakeholder_update"]
+        assert post.text.startswith("alice posted update ")
+        assert post.text.endswith("for customers: We are on it.")
 
 
 async def test_a_missed_update_reminds_the_comms_lead_then_tells_the_commander(
