@@ -14,7 +14,7 @@ help:
 	@echo "make run        start Temporal dev server + worker + API (Ctrl-C stops all)"
 	@echo "make test       lint, type-check and run every test"
 	@echo "make histories  re-record tests/histories/ from the workflow scenarios"
-	@echo "make bench      run the benchmarks in bench/ (prints figures beside baselines)"
+	@echo "make bench      run the benchmarks in bench/ (figures beside baselines; ~50 min)"
 	@echo "make chaos      fault injection: worker SIGKILLs, a Temporal restart, flaky vendors (SEED=n)"
 
 $(BIN)/python:
