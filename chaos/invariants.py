@@ -211,6 +211,25 @@ def status_page_opened_once_and_closed(
     )
 
 
+def war_room_entries(state: IncidentState, mirror_kinds: Iterable[str]) -> dict[str, str]:
+    """What should be in the incident's war room thread: message entry id → what it is.
+
+    Each timeline entry of a mirrored kind (keyed by entry id, as the Slack provider's
+    message metadata is), and each stakeholder update for responders (entry id
+    ``update-<update id>``, their delivered copy). An update's own timeline entry is
+    mirrored only when responders were not among its audiences: their copy already says it.
+    """
+    to_responders = {u.id for u in state.updates if Audience.RESPONDERS in u.audiences}
+    wanted = {
+        e.id: e.kind
+        for e in state.timeline
+        if e.kind in set(mirror_kinds)
+        and not (e.kind == "stakeholder_update" and e.data.get("update_id") in to_responders)
+    }
+    wanted.update({f"update-{u}": "stakeholder update" for u in sorted(to_responders)})
+    return wanted
+
+
 def war_rooms_opened_once(
     rooms: Iterable[FakeChannel],
     messages: Iterable[SlackMessage],
@@ -219,11 +238,9 @@ def war_rooms_opened_once(
 ) -> Invariant:
     """One channel and one summary per incident; every mirrored entry posted exactly once.
 
-    What is expected in a room comes from the incident's own record: each timeline entry of
-    a mirrored kind (keyed by entry id, as the Slack provider's message metadata is), and
-    each stakeholder update for responders (entry id ``update-<update id>``).
+    What is expected in a room comes from the incident's own record (``war_room_entries``).
     """
-    mirrored = set(mirror_kinds)
+    mirrored = list(mirror_kinds)
     room_list = list(rooms)
     message_list = list(messages)
     problems: list[str] = []
@@ -252,14 +269,7 @@ def war_rooms_opened_once(
             for m in message_list
             if _event(m) == ENTRY_EVENT and _payload(m).get("incident_id") == key
         )
-        wanted = {e.id: e.kind for e in state.timeline if e.kind in mirrored}
-        wanted.update(
-            {
-                f"update-{u.id}": "stakeholder update"
-                for u in state.updates
-                if Audience.RESPONDERS in u.audiences
-            }
-        )
+        wanted = war_room_entries(state, mirrored)
         checked += len(wanted)
         problems += [
             f"{key}: {wanted.get(entry, 'unexpected')} entry {entry} posted {n} times"

@@ -48,6 +48,7 @@ from chaos.invariants import (
     stale_firing_ignored,
     status_page_opened_once_and_closed,
     timeline_intact,
+    war_room_entries,
     war_rooms_opened_once,
 )
 from chaos.processes import WorkerProcess, fireline_env
@@ -932,9 +933,7 @@ class _Driver:
                     # A closed incident hears no more deliveries (the invariants say so).
                     waiting = [u.id for u in got.updates if not u.deliveries]
                     assert not waiting, (incident, "updates not delivered yet", waiting)
-                mirrored = [e.id for e in got.timeline if e.kind in DEFAULT_MIRRORED]
-                mirrored += [f"update-{u.id}" for u in got.updates]
-                missing = [e for e in mirrored if e not in posted]
+                missing = [e for e in war_room_entries(got, DEFAULT_MIRRORED) if e not in posted]
                 assert not missing, (incident, "not in the war room yet", missing)
 
         try:

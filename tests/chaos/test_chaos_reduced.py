@@ -29,6 +29,7 @@ from chaos.invariants import (
     recovery_validated_once,
     stale_firing_ignored,
     status_page_opened_once_and_closed,
+    war_room_entries,
     war_rooms_opened_once,
 )
 from chaos.providers import FAULTS, FlakyPagerDuty, FlakySlack
@@ -269,6 +270,31 @@ def test_the_war_room_check_sees_a_second_channel_a_repeat_and_a_lost_entry() ->
         "INC-7: resolved entry e-resolved posted 2 times",
         "INC-7: mitigated entry e-mitigated never reached the war room",
     )
+
+
+def test_an_update_for_responders_is_expected_once_in_the_war_room() -> None:
+    for_responders = _update("INC-7-u1", PublicStatus.INVESTIGATING)
+    customers_only = _update("INC-7-u2", PublicStatus.IDENTIFIED).model_copy(
+        update={"audiences": [Audience.CUSTOMERS]}
+    )
+
+    def told(entry_id: str, update_id: str) -> TimelineEntry:
+        return _entry(entry_id, "stakeholder_update").model_copy(
+            update={"data": {"update_id": update_id}}
+        )
+
+    state = _incident(
+        "INC-7",
+        timeline=[told("e-u1", "INC-7-u1"), told("e-u2", "INC-7-u2"), _entry("e-r", "resolved")],
+        updates=[for_responders, customers_only],
+    )
+
+    # Responders get their delivered copy (not the entry too); customers-only is mirrored.
+    assert war_room_entries(state, ["stakeholder_update", "resolved"]) == {
+        "e-u2": "stakeholder_update",
+        "e-r": "resolved",
+        "update-INC-7-u1": "stakeholder update",
+    }
 
 
 def test_the_recovery_check_wants_one_decision_of_successful_measurements() -> None:
