@@ -211,6 +211,12 @@ def status_page_opened_once_and_closed(
     )
 
 
+def wants_war_room(state: IncidentState) -> bool:
+    """False when communications started only after the incident was over (every worker was
+    down until then): it opens no room then, and says so on the timeline."""
+    return not any(e.kind == "comms_after_resolve" for e in state.timeline)
+
+
 def war_room_entries(state: IncidentState, mirror_kinds: Iterable[str]) -> dict[str, str]:
     """What should be in the incident's war room thread: message entry id → what it is.
 
@@ -219,6 +225,8 @@ def war_room_entries(state: IncidentState, mirror_kinds: Iterable[str]) -> dict[
     ``update-<update id>``, their delivered copy). An update's own timeline entry is
     mirrored only when responders were not among its audiences: their copy already says it.
     """
+    if not wants_war_room(state):
+        return {}
     to_responders = {u.id for u in state.updates if Audience.RESPONDERS in u.audiences}
     wanted = {
         e.id: e.kind
@@ -251,10 +259,12 @@ def war_rooms_opened_once(
             continue
         own = [r for r in room_list if r.topic.startswith(marker(key))]
         checked += 1
-        if len(own) != 1:
-            problems.append(f"{key}: {len(own)} war room channels opened, want 1")
+        want = 1 if wants_war_room(state) else 0
+        if len(own) != want:
+            problems.append(f"{key}: {len(own)} war room channels opened, want {want}")
         if state.war_room is None:
-            problems.append(f"{key}: the incident records no war room")
+            if want:
+                problems.append(f"{key}: the incident records no war room")
         elif own and state.war_room.channel_id not in {r.id for r in own}:
             problems.append(f"{key}: incident records room {state.war_room.channel_id}")
         summaries = [
@@ -262,8 +272,8 @@ def war_rooms_opened_once(
             for m in message_list
             if _event(m) == SUMMARY_EVENT and _payload(m).get("incident_id") == key
         ]
-        if len(summaries) != 1:
-            problems.append(f"{key}: {len(summaries)} war room summaries posted, want 1")
+        if len(summaries) != want:
+            problems.append(f"{key}: {len(summaries)} war room summaries posted, want {want}")
         posted = Counter(
             str(_payload(m).get("entry_id"))
             for m in message_list

@@ -413,6 +413,48 @@ async def communications(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
         return {"incident-with-communications": h, "comms-war-room-updates-closed": comms}
 
 
+async def communications_after_an_outage(
+    client: Client,
+) -> dict[str, WorkflowHandle[Any, Any]]:
+    """A SEV1 updated and resolved while no worker ran: communications catch up."""
+    from temporalio.worker import Worker
+
+    from tests.workflow.test_comms_workflow import Talk, snapshot
+    from workflows.comms import CommsWorkflow
+    from workflows.contracts import PostUpdate
+
+    queue = TASK_QUEUE + "-comms-outage"
+    incident_id = "INC-21"
+    h = await client.start_workflow(
+        IncidentWorkflow.run,
+        _declare(incident_id, severity=Severity.SEV1, config=snapshot()),
+        id=f"incident-{incident_id}",
+        task_queue=queue,
+    )
+    # Admitted before any worker polls the queue: the first task handles both.
+    posted = asyncio.create_task(
+        h.execute_update(IncidentWorkflow.post_update, PostUpdate(actor="alice", text="On it."))
+    )
+    await asyncio.sleep(1)
+    resolved = asyncio.create_task(
+        h.execute_update(IncidentWorkflow.resolve, Resolve(actor="alice", summary="ok"))
+    )
+    await asyncio.sleep(1)
+    fake = Talk()
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[IncidentWorkflow, CommsWorkflow],
+        activities=[fake.open, fake.post, fake.publish, fake.send],
+    ):
+        await asyncio.gather(posted, resolved)
+        while not all(u.deliveries for u in (await h.query(IncidentWorkflow.state)).updates):
+            await asyncio.sleep(0.1)
+        await h.execute_update(IncidentWorkflow.close, Close(actor="alice"))
+        await h.result()
+    return {"incident-comms-catch-up-after-outage": h}
+
+
 async def postmortem(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
     """Resolve starts the postmortem; a section edited, submitted, an action item added."""
     from workflows.contracts import (
@@ -470,6 +512,7 @@ async def postmortem(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
 SCENARIOS: dict[str, Scenario] = {
     "postmortem": postmortem,
     "communications": communications,
+    "communications_after_an_outage": communications_after_an_outage,
     "runbook_runs": runbook_runs,
     "override_store": override_store,
     "paging": paging,

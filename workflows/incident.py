@@ -98,6 +98,9 @@ UPDATE_RESULT_TIMELINE = 50
 # A closed incident waits this long at most for its communications to finish reporting.
 HEAR_COMMS_OUT = "hear-comms-out"
 COMMS_END_WAIT = timedelta(minutes=10)
+# Updates handled before communications started (in the incident's first task, after an
+# outage of every worker) are delivered once it starts, and a resolved incident still gets it.
+COMMS_CATCH_UP = "comms-catch-up"
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -321,8 +324,26 @@ class IncidentWorkflow:
 
     async def _start_comms(self) -> None:
         comms = self._config.comms
-        if comms is None or not is_open(self._s.status):
+        if comms is None:
             return
+        # Updates admitted while no worker ran are handled before this point, in the same
+        # task: they may have posted updates (never delivered: no comms yet) and resolved the
+        # incident, which used to leave it with no war room and no status page. Decided
+        # only in that case, so ordinary incidents record no marker.
+        early = list(self._s.updates)
+        catch_up = bool(early or not is_open(self._s.status)) and workflow.patched(COMMS_CATCH_UP)
+        if not catch_up:
+            early = []
+            if not is_open(self._s.status):
+                return
+        elif not is_open(self._s.status):
+            # Communications opens no war room for an incident that is already over.
+            self._record(
+                "comms_after_resolve",
+                f"communications started after the incident was {self._s.status.value} "
+                "(no worker ran before): no war room; updates go to the status page and "
+                "this timeline",
+            )
         comms_id = f"comms-{self._s.id}"
         self._s.next_update_due = comms_policy.next_update_due(
             comms, self._s.severity, self._s.status, self._s.declared_at, self._s.updates
@@ -332,6 +353,8 @@ class IncidentWorkflow:
         # which the forwarder (started once the child runs) delivers.
         self._s.comms_id = comms_id
         self._comms_facts_sent = facts
+        for update in early:
+            self._deliver_update(update)
         child = await workflow.start_child_workflow(
             "CommsWorkflow",
             CommsInput(
@@ -596,20 +619,30 @@ class IncidentWorkflow:
             # news reaches the comms child in the same signal, so the commands are the same.
             mirror=Audience.RESPONDERS not in audiences,
         )
+        self._deliver_update(update)
+        return entry
+
+    def _deliver_update(self, update: StakeholderUpdate) -> None:
+        """Hand the update's rendered, redacted copies to communications (once it runs)."""
+        s, comms = self._s, self._config.comms
         if comms is not None and s.comms_id is not None:
             fields = {
                 "incident_id": s.id,
                 "title": s.title,
                 "service": s.service,
                 "severity": s.severity.value,
-                "status": status.value,
-                "impact": impact.value,
-                "text": text,
-                "components": ", ".join(sorted(components)),
+                "status": update.status.value,
+                "impact": update.impact.value,
+                "text": update.text,
+                "components": ", ".join(sorted(update.components)),
             }
             texts = {
-                a: comms_policy.render(comms.audiences[a], fields) if a in comms.audiences else text
-                for a in audiences
+                a: (
+                    comms_policy.render(comms.audiences[a], fields)
+                    if a in comms.audiences
+                    else update.text
+                )
+                for a in update.audiences
             }
             customers = comms.audiences.get(Audience.CUSTOMERS)
             public_title = comms_policy.redact(s.title, customers.redact) if customers else s.title
@@ -618,7 +651,6 @@ class IncidentWorkflow:
                     deliver=[DeliverUpdate(update=update, texts=texts, public_title=public_title)]
                 )
             )
-        return entry
 
     def _refresh_update_due(self) -> None:
         due = comms_policy.next_update_due(

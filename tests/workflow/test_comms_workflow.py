@@ -515,3 +515,59 @@ async def test_bad_updates_are_refused_with_the_reason(
             await handle.execute_update(IncidentWorkflow.post_update, update)
         assert reason in str(refused.value.cause)
         assert (await state(handle)).updates == []
+
+
+async def test_an_incident_resolved_before_its_first_task_still_tells_everyone(
+    env: WorkflowEnvironment,
+) -> None:
+    """No worker while an update is posted and the incident resolved (a deploy, a crash).
+
+    The worker's first task then runs both Updates before the incident's own start, so it
+    met a resolved incident when communications were due to start, and started none: no
+    status page, and both updates recorded but never delivered (found by make chaos, seed
+    3). Communications start anyway and deliver what was recorded; no war room is opened
+    for an incident already over, and the timeline says so.
+    """
+    fake = Talk()
+    queue = f"tq-{uuid.uuid4()}"
+    async with incident(env.client, queue) as handle:
+        posted = asyncio.create_task(
+            handle.execute_update(
+                IncidentWorkflow.post_update,
+                PostUpdate(actor="alice", text="Payments fail; we are on it."),
+            )
+        )
+        await asyncio.sleep(1)  # admitted first, then resolved
+        resolved = asyncio.create_task(
+            handle.execute_update(
+                IncidentWorkflow.resolve, Resolve(actor="alice", summary="rolled back")
+            )
+        )
+        await asyncio.sleep(1)
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[IncidentWorkflow, CommsWorkflow],
+            activities=[fake.open, fake.post, fake.publish, fake.send],
+        ):
+            await asyncio.gather(posted, resolved)
+
+            async def told() -> IncidentState:
+                s = await state(handle)
+                assert len(s.updates) == 2  # alice's, and the resolution's own
+                assert all(u.deliveries for u in s.updates), s.updates
+                return s
+
+            s = await eventually(told)
+        assert s.status is IncidentStatus.RESOLVED
+        assert s.war_room is None
+        assert not fake.opened
+        assert "comms_after_resolve" in [e.kind for e in s.timeline]
+        for update in s.updates:
+            channels = {d.audience: d.channel for d in update.deliveries if d.ok}
+            assert channels[Audience.RESPONDERS] == "timeline", update.deliveries
+            assert Audience.CUSTOMERS in channels, update.deliveries
+        assert [p.status for p in fake.published] == [
+            PublicStatus.INVESTIGATING,
+            PublicStatus.RESOLVED,
+        ]

@@ -46,6 +46,7 @@ def test_the_recorded_histories_cover_the_incident_paths() -> None:
         "incident-with-runbook-runs",
         "incident-with-communications",
         "incident-with-communications-before-hear-comms-out",
+        "incident-comms-catch-up-after-outage",
         "comms-war-room-updates-closed",
         "incident-resolved-starts-postmortem",
         "postmortem-in-review-with-item",
