@@ -8,7 +8,9 @@ session status is recorded and the process leaves with ``os._exit`` after pytest
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,12 +24,21 @@ from worker.devserver import DevServer
 from worker.settings import Settings
 from worker.temporal_client import connect
 
+# Whatever reads the default settings during tests (an app's IncidentService, a CLI run
+# without flags) keeps its state here, not in the checkout's .fireline/: a postmortem export
+# from test_communications_stack once landed there after its test had finished.
+_STATE_DIR: str | None = None
+if "FIRELINE_STATE_DIR" not in os.environ:
+    _STATE_DIR = os.environ["FIRELINE_STATE_DIR"] = tempfile.mkdtemp(prefix="fireline-test-")
+
 _exit_status: int | None = None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     global _exit_status
     _exit_status = int(exitstatus)
+    if _STATE_DIR is not None:
+        shutil.rmtree(_STATE_DIR, ignore_errors=True)
 
 
 @pytest.hookimpl(trylast=True)
