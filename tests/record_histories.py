@@ -374,20 +374,13 @@ async def runbook_runs(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
 
 async def communications(client: Client) -> dict[str, WorkflowHandle[Any, Any]]:
     """A SEV1 with a war room, a comms lead, an update to every audience, resolved, closed."""
-    from temporalio.worker import Worker
 
     from tests.workflow.test_comms_workflow import Talk, snapshot
-    from workflows.comms import CommsWorkflow
     from workflows.contracts import PostUpdate
 
     queue = TASK_QUEUE + "-comms"
     fake = Talk()
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[IncidentWorkflow, CommsWorkflow],
-        activities=[fake.open, fake.post, fake.publish, fake.send],
-    ):
+    async with fake.worker(client, queue):
         incident_id = "INC-20"
         h = await client.start_workflow(
             IncidentWorkflow.run,
@@ -417,10 +410,8 @@ async def communications_after_an_outage(
     client: Client,
 ) -> dict[str, WorkflowHandle[Any, Any]]:
     """A SEV1 updated and resolved while no worker ran: communications catch up."""
-    from temporalio.worker import Worker
 
     from tests.workflow.test_comms_workflow import Talk, snapshot
-    from workflows.comms import CommsWorkflow
     from workflows.contracts import PostUpdate
 
     queue = TASK_QUEUE + "-comms-outage"
@@ -441,12 +432,7 @@ async def communications_after_an_outage(
     )
     await asyncio.sleep(1)
     fake = Talk()
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[IncidentWorkflow, CommsWorkflow],
-        activities=[fake.open, fake.post, fake.publish, fake.send],
-    ):
+    async with fake.worker(client, queue):
         await asyncio.gather(posted, resolved)
         while not all(u.deliveries for u in (await h.query(IncidentWorkflow.state)).updates):
             await asyncio.sleep(0.1)

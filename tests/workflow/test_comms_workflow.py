@@ -110,6 +110,15 @@ class Talk:
     def kinds(self) -> list[str]:
         return [p.kind for p in self.posts]
 
+    def worker(self, client: Client, queue: str) -> Worker:
+        """A worker for the incident and its communications, talking to these fakes."""
+        return Worker(
+            client,
+            task_queue=queue,
+            workflows=[IncidentWorkflow, CommsWorkflow],
+            activities=[self.open, self.post, self.publish, self.send],
+        )
+
 
 @pytest.fixture
 async def env(own_time_env: WorkflowEnvironment) -> WorkflowEnvironment:
@@ -122,12 +131,7 @@ async def env(own_time_env: WorkflowEnvironment) -> WorkflowEnvironment:
 async def talk(env: WorkflowEnvironment) -> AsyncIterator[tuple[Talk, Client, str]]:
     fake = Talk()
     queue = f"tq-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[IncidentWorkflow, CommsWorkflow],
-        activities=[fake.open, fake.post, fake.publish, fake.send],
-    ):
+    async with fake.worker(env.client, queue):
         yield fake, env.client, queue
 
 
@@ -544,12 +548,7 @@ async def test_an_incident_resolved_before_its_first_task_still_tells_everyone(
             )
         )
         await asyncio.sleep(1)
-        async with Worker(
-            env.client,
-            task_queue=queue,
-            workflows=[IncidentWorkflow, CommsWorkflow],
-            activities=[fake.open, fake.post, fake.publish, fake.send],
-        ):
+        async with fake.worker(env.client, queue):
             await asyncio.gather(posted, resolved)
 
             async def told() -> IncidentState:
